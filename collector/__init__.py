@@ -1,0 +1,1 @@
+"""The central collector: ingest, verify, store and serve."""

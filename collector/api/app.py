@@ -1,0 +1,39 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from metertrace import __version__
+
+from .deps import Services
+from .routes import devices, health, readings
+
+
+def create_app(
+    services: Services,
+    *,
+    on_start: Callable[[], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if on_start:
+            on_start()
+        yield
+        if on_stop:
+            on_stop()
+
+    app = FastAPI(
+        title="MeterTrace collector",
+        version=__version__,
+        description="Metered, signed energy readings for product carbon footprints.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    for r in (devices.router, readings.router, health.router):
+        app.include_router(r)
+    return app

@@ -1,0 +1,51 @@
+"""The collector's composition root: one place that wires config to adapters."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from device_profiles import find_profile
+from metertrace.config import ConfigError
+from metertrace.keys import read_key
+
+from .api.app import create_app
+from .api.deps import Services
+from .config import CollectorConfig
+from .domain.ingest import GatewayKey
+from .mqtt_consumer import MqttConsumer
+from .storage.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Collector:
+    config: CollectorConfig
+    store: SqliteStore
+    consumer: MqttConsumer
+    app: FastAPI
+
+
+def bootstrap(config: CollectorConfig) -> Collector:
+    store = SqliteStore(config.database.path)
+    registry: dict[str, GatewayKey] = {}
+    for i, gw in enumerate(config.gateways):
+        for j, d in enumerate(gw.devices):
+            try:
+                find_profile(d.profile)
+            except ValueError as exc:
+                raise ConfigError(f"gateways[{i}].devices[{j}].profile: {exc}") from None
+        registry[gw.id] = GatewayKey(read_key(gw.key_file), frozenset(d.id for d in gw.devices))
+        store.register_gateway(gw.id, key_id=gw.id)
+        for d in gw.devices:
+            store.register_device(d.id, gw.id, d.profile)
+    consumer = MqttConsumer(config.mqtt, store, registry)
+    app = create_app(
+        Services(store=store, mqtt_connected=lambda: consumer.connected),
+        on_start=consumer.start,
+        on_stop=consumer.stop,
+    )
+    return Collector(config, store, consumer, app)

@@ -1,0 +1,71 @@
+"""The collector's configuration file (collector.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from metertrace.config import ConfigPath, MqttSettings, StrictModel
+from metertrace.wire import check_id
+
+
+class DeviceEntry(StrictModel):
+    id: str
+    profile: str
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return check_id("device", v)
+
+
+class GatewayEntry(StrictModel):
+    id: str
+    key_file: ConfigPath = Field(description="the gateway's HMAC key (same file as the agent's)")
+    devices: list[DeviceEntry] = []
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return check_id("gateway", v)
+
+
+class DatabaseSettings(StrictModel):
+    path: ConfigPath = Field(Path("collector.db"), description="SQLite file (WAL mode)")
+
+
+class ApiSettings(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class CollectorMqtt(MqttSettings):
+    shared_group: str | None = Field(
+        None, description="MQTT 5 shared subscription group, for several collectors"
+    )
+    session_expiry_s: int = Field(86400, ge=0, description="broker keeps our queue this long")
+
+
+class CollectorConfig(StrictModel):
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: CollectorMqtt = CollectorMqtt()
+    api: ApiSettings = ApiSettings()
+    gateways: list[GatewayEntry] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> CollectorConfig:
+        gws: set[str] = set()
+        devs: dict[str, str] = {}
+        for i, g in enumerate(self.gateways):
+            if g.id in gws:
+                raise ValueError(f"gateways[{i}].id: {g.id!r} is listed twice")
+            gws.add(g.id)
+            for j, d in enumerate(g.devices):
+                if d.id in devs:
+                    raise ValueError(
+                        f"gateways[{i}].devices[{j}].id: {d.id!r} already belongs to gateway "
+                        f"{devs[d.id]!r}; device ids are unique across gateways"
+                    )
+                devs[d.id] = g.id
+        return self

@@ -1,0 +1,1 @@
+"""The collector's domain: pure logic, no I/O."""

@@ -1,0 +1,146 @@
+"""MQTT consumer: receive, decide (domain), store (port), then acknowledge.
+
+A message is acknowledged to the broker only after it is committed or quarantined, so a
+collector crash never loses one: the broker delivers it again and the store de-duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from metertrace.wire import TOPIC_ROOT
+
+from .config import CollectorMqtt
+from .domain.ingest import Accepted, GatewayKey, Reason, Rejected, accept
+from .storage.port import Outcome, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Incoming:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class MqttConsumer:
+    def __init__(
+        self,
+        settings: CollectorMqtt,
+        store: Store,
+        registry: dict[str, GatewayKey],
+        *,
+        batch_size: int = 500,
+    ) -> None:
+        self.settings, self.store, self.registry = settings, store, registry
+        self.batch_size = batch_size
+        self.connected = False
+        self._queue: queue.Queue[_Incoming] = queue.Queue()
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="ingest", daemon=True)
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id or "metertrace-collector",
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if settings.username:
+            self._client.username_pw_set(settings.username, settings.password)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+
+    @property
+    def topic(self) -> str:
+        t = f"{TOPIC_ROOT}/+/readings/+"
+        return f"$share/{self.settings.shared_group}/{t}" if self.settings.shared_group else t
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        self._writer.start()
+        self._client.connect_async(
+            self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s,
+            clean_start=False, properties=props,
+        )
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._stop.set()
+        self._writer.join(timeout=10)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        if rc.is_failure:
+            log.error("MQTT broker refused the collector: %s", rc)
+            return
+        self.connected = True
+        client.subscribe(self.topic, qos=1)
+        log.info("collector subscribed to %s on %s:%s",
+                 self.topic, self.settings.host, self.settings.port)
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        self.connected = False
+        log.warning("collector disconnected from MQTT broker: %s", rc)
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(_Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < self.batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._process(batch)
+            except Exception:
+                # The store failed (disk full, locked): nothing is acked, so the broker keeps the
+                # messages and re-delivers them on the next session.
+                log.exception("store failed; %d messages stay unacknowledged", len(batch))
+                time.sleep(1.0)
+                continue
+            for item in batch:
+                if item.qos > 0:
+                    self._client.ack(item.mid, item.qos)
+
+    def _process(self, batch: list[_Incoming]) -> None:
+        accepted: list[tuple[_Incoming, Accepted]] = []
+        for item in batch:
+            try:
+                accepted.append((item, accept(item.topic, item.payload, self.registry)))
+            except Rejected as rej:
+                log.warning("quarantined message on %s: %s", item.topic, rej)
+                self.store.quarantine(item.topic, item.payload, rej.reason.value, rej.detail)
+            except Exception as exc:  # a bug must not stall the queue behind one message
+                log.exception("unexpected error judging a message on %s", item.topic)
+                self.store.quarantine(item.topic, item.payload, "internal_error", repr(exc))
+        if not accepted:
+            return
+        outcomes = self.store.ingest([a for _, a in accepted])
+        for (item, a), outcome in zip(accepted, outcomes, strict=True):
+            if outcome is Outcome.CONFLICT:
+                detail = (f"{a.message.device} seq {a.message.seq} differs from the stored "
+                          "message with that number")
+                log.error("quarantined conflicting message: %s", detail)
+                self.store.quarantine(item.topic, item.payload, Reason.CONFLICT.value, detail)

@@ -1,0 +1,90 @@
+"""The storage port: what the collector needs from a database, whatever the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from ..domain.ingest import Accepted
+
+
+class Outcome(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # the same message again (at-least-once delivery): ignored
+    CONFLICT = "conflict"  # a different message under a stored (device, seq): quarantined
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    id: str
+    gateway: str
+    profile: str
+    registered_at: datetime
+    last_seq: int | None
+    last_ts: datetime | None
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRow:
+    device: str
+    seq: int
+    ts: datetime
+    quantity: str
+    value: float | None
+    unit: str
+    raw: str | None
+    quality: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRow:
+    id: int
+    received_at: datetime
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+
+
+@dataclass
+class Stats:
+    messages: int = 0
+    readings: int = 0
+    duplicates: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    def register_gateway(self, gateway: str, key_id: str) -> None: ...
+
+    def register_device(self, device: str, gateway: str, profile: str) -> None: ...
+
+    def ingest(self, batch: Sequence[Accepted]) -> list[Outcome]:
+        """Store a batch atomically; idempotent on (device, seq)."""
+        ...
+
+    def quarantine(self, topic: str, payload: bytes, reason: str, detail: str) -> None: ...
+
+    def devices(self) -> list[DeviceRow]: ...
+
+    def readings(
+        self,
+        *,
+        device: str,
+        quantity: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 10000,
+    ) -> list[ReadingRow]: ...
+
+    def latest(self, device: str) -> list[ReadingRow]: ...
+
+    def quarantined(self, limit: int = 100) -> list[QuarantineRow]: ...
+
+    def stats(self) -> Stats: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""The edge agent: polls meters on a gateway and publishes signed readings."""

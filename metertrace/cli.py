@@ -1,0 +1,213 @@
+"""The `metertrace` command. Subcommands import their package lazily, so a gateway with only
+the agent extra installed can run `metertrace agent ...` without the collector's dependencies."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from . import __version__
+
+_EXTRA_OF = {
+    "pymodbus": "agent", "serial": "agent", "paho": "agent", "apscheduler": "agent",
+    "fastapi": "collector", "uvicorn": "collector", "numpy": "collector",
+    "influxdb_client": "collector",
+}
+
+
+class CliError(Exception):
+    pass
+
+
+def _need(module: str, extra: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing in _EXTRA_OF:
+            raise CliError(
+                f"this command needs the '{extra}' extra ({missing} is not installed): "
+                f"pip install 'metertrace[{extra}]'"
+            ) from None
+        raise
+
+
+def _run_until_signal(main: Callable[[asyncio.Event], Any]) -> None:
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+# --- agent -------------------------------------------------------------------------------
+def cmd_agent_run(args: argparse.Namespace) -> None:
+    from metertrace.config import load_config
+
+    runner = _need("edge_agent.runner", "agent")
+    config_mod = _need("edge_agent.config", "agent")
+    config = load_config(args.config, config_mod.AgentConfig)
+    agent = runner.Agent(config, cycles=args.cycles)
+    _run_until_signal(agent.run)
+
+
+def cmd_agent_check(args: argparse.Namespace) -> None:
+    from metertrace.config import load_config
+
+    check = _need("edge_agent.check", "agent")
+    config_mod = _need("edge_agent.config", "agent")
+    config = load_config(args.config, config_mod.AgentConfig)
+    if not asyncio.run(check.check(config, sys.stdout)):
+        raise SystemExit(1)
+
+
+# --- collector ---------------------------------------------------------------------------
+def cmd_collector_serve(args: argparse.Namespace) -> None:
+    from metertrace.config import load_config
+
+    config_mod = _need("collector.config", "collector")
+    bootstrap = _need("collector.bootstrap", "collector")
+    uvicorn = _need("uvicorn", "collector")
+    config = load_config(args.config, config_mod.CollectorConfig)
+    collector = bootstrap.bootstrap(config)
+    uvicorn.run(collector.app, host=config.api.host, port=config.api.port,
+                log_level=args.log_level.lower())
+
+
+# --- simulators --------------------------------------------------------------------------
+def cmd_sim_run(args: argparse.Namespace) -> None:
+    scenario_mod = _need("simulators.scenario", "sim")
+    runner = _need("simulators.runner", "sim")
+    scenario = scenario_mod.load_scenario(args.config)
+    _run_until_signal(lambda stop: runner.run(scenario, stop, args.ready_file))
+
+
+# --- profiles and keys -------------------------------------------------------------------
+def cmd_profiles_list(args: argparse.Namespace) -> None:
+    from device_profiles import load_catalogue
+
+    for p in load_catalogue(args.profile_dir).values():
+        flag = "" if p.verified else "  [synthetic/unverified map]"
+        print(f"{p.id:32} {p.medium:12} {p.manufacturer} {p.model}{flag}")
+
+
+def cmd_profiles_show(args: argparse.Namespace) -> None:
+    from device_profiles import find_profile
+
+    p = find_profile(args.name, args.profile_dir)
+    print(f"{p.id}: {p.manufacturer} {p.model} ({p.medium}); source: {p.source}")
+    for pt in p.points():
+        print(f"  {pt.quantity:28} {pt.function.value:8} {pt.address:#06x} {pt.type.value:4} "
+              f"scale {pt.scale:g} {pt.unit}")
+
+
+def cmd_profiles_validate(args: argparse.Namespace) -> None:
+    from device_profiles import load_profile
+
+    for f in args.files:
+        p = load_profile(f)
+        print(f"{f}: ok ({p.id}, {len(p.registers)} registers)")
+
+
+def cmd_keygen(args: argparse.Namespace) -> None:
+    from .keys import create_key
+
+    create_key(Path(args.path))
+    print(f"wrote a new 32-byte gateway key to {args.path} (mode 600); give the same file "
+          "to the collector's gateways[].key_file")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    demo = _need("metertrace.demo", "all")
+    demo.run_demo(Path(args.workdir), api_port=args.api_port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="metertrace",
+        description="Metered, traceable energy data: meters -> signed readings -> collector.",
+    )
+    p.add_argument("--version", action="version", version=f"metertrace {__version__}")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    agent = sub.add_parser("agent", help="the edge agent on a gateway").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    a = agent.add_parser("run", help="poll meters and publish signed readings")
+    a.add_argument("-c", "--config", required=True, type=Path, help="gateway.yaml")
+    a.add_argument("--cycles", type=int, default=None,
+                   help="stop after this many polls per device, once all are acknowledged")
+    a.set_defaults(func=cmd_agent_run)
+    a = agent.add_parser("check", help="validate the config, poll each device once, print")
+    a.add_argument("-c", "--config", required=True, type=Path, help="gateway.yaml")
+    a.set_defaults(func=cmd_agent_check)
+
+    col = sub.add_parser("collector", help="the central collector").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    c = col.add_parser("serve", help="ingest from MQTT and serve the HTTP API")
+    c.add_argument("-c", "--config", required=True, type=Path, help="collector.yaml")
+    c.set_defaults(func=cmd_collector_serve)
+
+    sim = sub.add_parser("sim", help="simulated meters").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    s = sim.add_parser("run", help="serve the meters of a scenario until Ctrl-C")
+    s.add_argument("-c", "--config", required=True, type=Path, help="scenario.yaml")
+    s.add_argument("--ready-file", help="write 'name port' lines here once listening")
+    s.set_defaults(func=cmd_sim_run)
+
+    prof = sub.add_parser("profiles", help="the meter catalogue").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    for name, func, hlp in (("list", cmd_profiles_list, "list known profiles"),
+                            ("show", cmd_profiles_show, "show one profile's registers")):
+        pp = prof.add_parser(name, help=hlp)
+        if name == "show":
+            pp.add_argument("name", help="profile id or path to a YAML file")
+        pp.add_argument("--profile-dir", action="append", default=[], type=Path)
+        pp.set_defaults(func=func)
+    pv = prof.add_parser("validate", help="validate profile YAML files")
+    pv.add_argument("files", nargs="+", type=Path)
+    pv.set_defaults(func=cmd_profiles_validate)
+
+    k = sub.add_parser("keygen", help="create a gateway signing key file")
+    k.add_argument("path")
+    k.set_defaults(func=cmd_keygen)
+
+    d = sub.add_parser("demo", help="run simulators, broker, agent and collector together")
+    d.add_argument("--workdir", default=".demo", help="configs, keys, databases and logs")
+    d.add_argument("--api-port", type=int, default=8080)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    from device_profiles import ProfileError
+
+    from .config import ConfigError
+    from .keys import KeyFileError
+
+    try:
+        args.func(args)
+    except (CliError, ConfigError, ProfileError, KeyFileError) as exc:
+        print(f"metertrace: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Simulated meters speaking real protocols, with known ground truth."""
