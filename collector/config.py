@@ -32,7 +32,9 @@ class GatewayEntry(StrictModel):
 
 
 class DatabaseSettings(StrictModel):
-    path: ConfigPath = Field(Path("collector.db"), description="SQLite file (WAL mode)")
+    path: ConfigPath = Field(
+        Path("collector.db"), validate_default=True, description="SQLite file (WAL mode)"
+    )
 
 
 class ApiSettings(StrictModel):
@@ -46,9 +48,15 @@ class CollectorMqtt(MqttSettings):
     )
     session_expiry_s: int = Field(86400, ge=0, description="broker keeps our queue this long")
 
+    @model_validator(mode="after")
+    def _shared_needs_v5(self) -> CollectorMqtt:
+        if self.shared_group and self.protocol != "5":
+            raise ValueError('shared_group needs MQTT 5; set protocol: "5" or drop shared_group')
+        return self
+
 
 class CollectorConfig(StrictModel):
-    database: DatabaseSettings = DatabaseSettings()
+    database: DatabaseSettings = Field(default={}, validate_default=True)
     mqtt: CollectorMqtt = CollectorMqtt()
     api: ApiSettings = ApiSettings()
     gateways: list[GatewayEntry] = []

@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from metertrace.config import mqtt_protocol
 from metertrace.wire import TOPIC_ROOT
 
 from .config import CollectorMqtt
@@ -50,10 +51,13 @@ class MqttConsumer:
         self._queue: queue.Queue[_Incoming] = queue.Queue()
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="ingest", daemon=True)
+        v5 = settings.protocol == "5"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id or "metertrace-collector",
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt_protocol(settings),
+            # 3.1.1 has no session expiry: a persistent session is how the broker keeps our queue
+            clean_session=None if v5 else False,
             manual_ack=True,
         )
         if settings.username:
@@ -69,13 +73,21 @@ class MqttConsumer:
         return f"$share/{self.settings.shared_group}/{t}" if self.settings.shared_group else t
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.settings.session_expiry_s
         self._writer.start()
-        self._client.connect_async(
-            self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s,
-            clean_start=False, properties=props,
-        )
+        if self.settings.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.settings.session_expiry_s
+            self._client.connect_async(
+                self.settings.host,
+                self.settings.port,
+                keepalive=self.settings.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        else:
+            self._client.connect_async(
+                self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s
+            )
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -90,8 +102,12 @@ class MqttConsumer:
             return
         self.connected = True
         client.subscribe(self.topic, qos=1)
-        log.info("collector subscribed to %s on %s:%s",
-                 self.topic, self.settings.host, self.settings.port)
+        log.info(
+            "collector subscribed to %s on %s:%s",
+            self.topic,
+            self.settings.host,
+            self.settings.port,
+        )
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
         self.connected = False
@@ -140,7 +156,9 @@ class MqttConsumer:
         outcomes = self.store.ingest([a for _, a in accepted])
         for (item, a), outcome in zip(accepted, outcomes, strict=True):
             if outcome is Outcome.CONFLICT:
-                detail = (f"{a.message.device} seq {a.message.seq} differs from the stored "
-                          "message with that number")
+                detail = (
+                    f"{a.message.device} seq {a.message.seq} differs from the stored "
+                    "message with that number"
+                )
                 log.error("quarantined conflicting message: %s", detail)
                 self.store.quarantine(item.topic, item.payload, Reason.CONFLICT.value, detail)

@@ -66,7 +66,9 @@ def load_catalogue(extra_dirs: Iterable[Path | str] = ()) -> dict[str, Profile]:
         for path in sorted(directory.glob("*.yaml")):
             profile = load_profile(path)
             if profile.id in catalogue:
-                raise ProfileError(path, f"duplicate id {profile.id!r}, also in {origin[profile.id]}")
+                raise ProfileError(
+                    path, f"duplicate id {profile.id!r}, also in {origin[profile.id]}"
+                )
             catalogue[profile.id] = profile
             origin[profile.id] = path
     return catalogue

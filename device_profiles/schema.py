@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -143,7 +144,7 @@ class Profile(_Strict):
             by_fc.setdefault(p.function, []).append(p)
         for fc, pts in by_fc.items():
             pts.sort(key=lambda p: p.address)
-            for a, b in zip(pts, pts[1:], strict=False):
+            for a, b in itertools.pairwise(pts):
                 if b.address < a.end:
                     raise ValueError(
                         f"{fc.value} registers of {a.quantity} ({a.address}..{a.end - 1}) "

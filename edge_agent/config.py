@@ -47,7 +47,9 @@ class DeviceSettings(StrictModel):
 
 class AgentConfig(StrictModel):
     gateway: GatewaySettings
-    state_dir: ConfigPath = Field(Path("state"), description="sequence numbers and outbox")
+    state_dir: ConfigPath = Field(
+        Path("state"), validate_default=True, description="sequence numbers and outbox"
+    )
     signing: SigningSettings
     mqtt: MqttSettings = MqttSettings()
     profile_dirs: list[ConfigPath] = []

@@ -59,16 +59,26 @@ class DevicePoller:
                 self.health.last_error = str(exc)
                 log.warning("%s", exc)
                 readings += [
-                    {"quantity": p.quantity, "value": None, "unit": p.unit, "raw": None,
-                     "quality": Quality.COMM_ERROR.value}
+                    {
+                        "quantity": p.quantity,
+                        "value": None,
+                        "unit": p.unit,
+                        "raw": None,
+                        "quality": Quality.COMM_ERROR.value,
+                    }
                     for p in block.points
                 ]
                 continue
             for d in decode_block(block, words):
                 quality = Quality.GOOD if d.value is not None else Quality.NOT_AVAILABLE
                 readings.append(
-                    {"quantity": d.point.quantity, "value": d.value, "unit": d.point.unit,
-                     "raw": d.raw, "quality": quality.value}
+                    {
+                        "quantity": d.point.quantity,
+                        "value": d.value,
+                        "unit": d.point.unit,
+                        "raw": d.raw,
+                        "quality": quality.value,
+                    }
                 )
         if not errors:
             self.health.last_ok = ts

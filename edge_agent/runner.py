@@ -83,8 +83,11 @@ class Agent:
 
     def _on_overrun(self, event: JobExecutionEvent) -> None:
         self.overruns[event.job_id] = self.overruns.get(event.job_id, 0) + 1
-        log.warning("%s: poll still running at the next interval; skipped (overrun %d)",
-                    event.job_id, self.overruns[event.job_id])
+        log.warning(
+            "%s: poll still running at the next interval; skipped (overrun %d)",
+            event.job_id,
+            self.overruns[event.job_id],
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         self.pollers, self._connections = build_pollers(self.config)
@@ -113,8 +116,10 @@ class Agent:
         scheduler.shutdown(wait=False)
         drained = await asyncio.to_thread(self.publisher.drain, 30.0 if self.cycles else 5.0)
         if not drained:
-            log.warning("%d messages stay in the outbox; they are sent on the next start",
-                        self.outbox.depth())
+            log.warning(
+                "%d messages stay in the outbox; they are sent on the next start",
+                self.outbox.depth(),
+            )
         self.publisher.stop()
         for c in self._connections:
             await c.close()

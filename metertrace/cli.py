@@ -17,8 +17,13 @@ from typing import Any
 from . import __version__
 
 _EXTRA_OF = {
-    "pymodbus": "agent", "serial": "agent", "paho": "agent", "apscheduler": "agent",
-    "fastapi": "collector", "uvicorn": "collector", "numpy": "collector",
+    "pymodbus": "agent",
+    "serial": "agent",
+    "paho": "agent",
+    "apscheduler": "agent",
+    "fastapi": "collector",
+    "uvicorn": "collector",
+    "numpy": "collector",
     "influxdb_client": "collector",
 }
 
@@ -81,8 +86,9 @@ def cmd_collector_serve(args: argparse.Namespace) -> None:
     uvicorn = _need("uvicorn", "collector")
     config = load_config(args.config, config_mod.CollectorConfig)
     collector = bootstrap.bootstrap(config)
-    uvicorn.run(collector.app, host=config.api.host, port=config.api.port,
-                log_level=args.log_level.lower())
+    uvicorn.run(
+        collector.app, host=config.api.host, port=config.api.port, log_level=args.log_level.lower()
+    )
 
 
 # --- simulators --------------------------------------------------------------------------
@@ -108,8 +114,10 @@ def cmd_profiles_show(args: argparse.Namespace) -> None:
     p = find_profile(args.name, args.profile_dir)
     print(f"{p.id}: {p.manufacturer} {p.model} ({p.medium}); source: {p.source}")
     for pt in p.points():
-        print(f"  {pt.quantity:28} {pt.function.value:8} {pt.address:#06x} {pt.type.value:4} "
-              f"scale {pt.scale:g} {pt.unit}")
+        print(
+            f"  {pt.quantity:28} {pt.function.value:8} {pt.address:#06x} {pt.type.value:4} "
+            f"scale {pt.scale:g} {pt.unit}"
+        )
 
 
 def cmd_profiles_validate(args: argparse.Namespace) -> None:
@@ -124,13 +132,15 @@ def cmd_keygen(args: argparse.Namespace) -> None:
     from .keys import create_key
 
     create_key(Path(args.path))
-    print(f"wrote a new 32-byte gateway key to {args.path} (mode 600); give the same file "
-          "to the collector's gateways[].key_file")
+    print(
+        f"wrote a new 32-byte gateway key to {args.path} (mode 600); give the same file "
+        "to the collector's gateways[].key_file"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     demo = _need("metertrace.demo", "all")
-    demo.run_demo(Path(args.workdir), api_port=args.api_port)
+    demo.run_demo(Path(args.workdir), api_port=args.api_port, broker=args.broker)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,33 +153,43 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     agent = sub.add_parser("agent", help="the edge agent on a gateway").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     a = agent.add_parser("run", help="poll meters and publish signed readings")
     a.add_argument("-c", "--config", required=True, type=Path, help="gateway.yaml")
-    a.add_argument("--cycles", type=int, default=None,
-                   help="stop after this many polls per device, once all are acknowledged")
+    a.add_argument(
+        "--cycles",
+        type=int,
+        default=None,
+        help="stop after this many polls per device, once all are acknowledged",
+    )
     a.set_defaults(func=cmd_agent_run)
     a = agent.add_parser("check", help="validate the config, poll each device once, print")
     a.add_argument("-c", "--config", required=True, type=Path, help="gateway.yaml")
     a.set_defaults(func=cmd_agent_check)
 
     col = sub.add_parser("collector", help="the central collector").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     c = col.add_parser("serve", help="ingest from MQTT and serve the HTTP API")
     c.add_argument("-c", "--config", required=True, type=Path, help="collector.yaml")
     c.set_defaults(func=cmd_collector_serve)
 
     sim = sub.add_parser("sim", help="simulated meters").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     s = sim.add_parser("run", help="serve the meters of a scenario until Ctrl-C")
     s.add_argument("-c", "--config", required=True, type=Path, help="scenario.yaml")
     s.add_argument("--ready-file", help="write 'name port' lines here once listening")
     s.set_defaults(func=cmd_sim_run)
 
     prof = sub.add_parser("profiles", help="the meter catalogue").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
-    for name, func, hlp in (("list", cmd_profiles_list, "list known profiles"),
-                            ("show", cmd_profiles_show, "show one profile's registers")):
+        dest="action", required=True, metavar="ACTION"
+    )
+    for name, func, hlp in (
+        ("list", cmd_profiles_list, "list known profiles"),
+        ("show", cmd_profiles_show, "show one profile's registers"),
+    ):
         pp = prof.add_parser(name, help=hlp)
         if name == "show":
             pp.add_argument("name", help="profile id or path to a YAML file")
@@ -186,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run simulators, broker, agent and collector together")
     d.add_argument("--workdir", default=".demo", help="configs, keys, databases and logs")
     d.add_argument("--api-port", type=int, default=8080)
+    d.add_argument(
+        "--broker",
+        choices=["auto", "mosquitto", "amqtt"],
+        default="auto",
+        help="auto: Mosquitto when installed, else the embedded amqtt",
+    )
     d.set_defaults(func=cmd_demo)
     return p
 

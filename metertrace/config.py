@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
 from device_profiles.loader import format_validation_error
+
+if TYPE_CHECKING:  # paho is the agent's and collector's dependency, not the core's
+    from paho.mqtt.enums import MQTTProtocolVersion
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,8 +58,19 @@ ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 
 class MqttSettings(StrictModel):
     host: str = "127.0.0.1"
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5", description="MQTT version; 3.1.1 only for brokers without MQTT 5 (e.g. amqtt)"
+    )
     port: int = Field(1883, ge=1, le=65535)
     client_id: str | None = Field(None, description="default: derived from the role and id")
     keepalive_s: int = Field(30, ge=5, le=3600)
     username: str | None = None
     password: str | None = None
+
+
+def mqtt_protocol(settings: MqttSettings) -> MQTTProtocolVersion:
+    """paho's constant for the configured protocol version."""
+    from paho.mqtt.enums import MQTTProtocolVersion
+
+    v5 = settings.protocol == "5"
+    return MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311

@@ -127,4 +127,4 @@ class ModbusTcpSimulator:
             ) from exc
 
     async def stop(self) -> None:
-        await self._server.shutdown()
+        await self._server.shutdown()  # type: ignore[no-untyped-call]

@@ -20,8 +20,9 @@ class SimulatorSet:
     async def start(self) -> None:
         for s in self.servers:
             await s.start()
-            log.info("simulator %s: %d meters on %s:%d",
-                     s.spec.name, len(s.meters), s.spec.host, s.port)
+            log.info(
+                "simulator %s: %d meters on %s:%d", s.spec.name, len(s.meters), s.spec.host, s.port
+            )
 
     async def stop(self) -> None:
         for s in self.servers:

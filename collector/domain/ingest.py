@@ -64,9 +64,13 @@ def accept(topic: str, payload: bytes, registry: dict[str, GatewayKey]) -> Accep
     if gw is None:
         raise Rejected(Reason.UNKNOWN_GATEWAY, f"gateway {msg.gateway!r} is not registered")
     if not verify_hmac(raw, gw.key):
-        raise Rejected(Reason.BAD_SIGNATURE, f"signature of {msg.gateway}/{msg.device} "
-                                             f"seq {msg.seq} does not verify")
+        raise Rejected(
+            Reason.BAD_SIGNATURE,
+            f"signature of {msg.gateway}/{msg.device} seq {msg.seq} does not verify",
+        )
     if msg.device not in gw.devices:
-        raise Rejected(Reason.UNKNOWN_DEVICE,
-                       f"device {msg.device!r} is not registered to gateway {msg.gateway!r}")
+        raise Rejected(
+            Reason.UNKNOWN_DEVICE,
+            f"device {msg.device!r} is not registered to gateway {msg.gateway!r}",
+        )
     return Accepted(msg, message_hash(raw), payload)

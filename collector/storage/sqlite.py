@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from metertrace.timeutil import parse_utc, to_wire, utcnow
 
@@ -140,8 +141,10 @@ class SqliteStore:
         self._w.executemany(
             "INSERT INTO readings (device, seq, quantity, ts, value, unit, raw, quality) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(m.device, m.seq, r.quantity, ts, r.value, r.unit, r.raw, r.quality.value)
-             for r in m.readings],
+            [
+                (m.device, m.seq, r.quantity, ts, r.value, r.unit, r.raw, r.quality.value)
+                for r in m.readings
+            ],
         )
         return Outcome.STORED
 
@@ -155,16 +158,21 @@ class SqliteStore:
 
     # --- queries --------------------------------------------------------------------------
     def devices(self) -> list[DeviceRow]:
-        rows = self._r().execute(
-            "SELECT d.id, d.gateway, d.profile, d.registered_at, "
-            "  (SELECT max(seq) FROM messages m WHERE m.device = d.id), "
-            "  (SELECT max(ts) FROM messages m WHERE m.device = d.id), "
-            "  (SELECT count(*) FROM messages m WHERE m.device = d.id) "
-            "FROM devices d ORDER BY d.id"
-        ).fetchall()
+        rows = (
+            self._r()
+            .execute(
+                "SELECT d.id, d.gateway, d.profile, d.registered_at, "
+                "  (SELECT max(seq) FROM messages m WHERE m.device = d.id), "
+                "  (SELECT max(ts) FROM messages m WHERE m.device = d.id), "
+                "  (SELECT count(*) FROM messages m WHERE m.device = d.id) "
+                "FROM devices d ORDER BY d.id"
+            )
+            .fetchall()
+        )
         return [
-            DeviceRow(r[0], r[1], r[2], parse_utc(r[3]), r[4],
-                      parse_utc(r[5]) if r[5] else None, r[6])
+            DeviceRow(
+                r[0], r[1], r[2], parse_utc(r[3]), r[4], parse_utc(r[5]) if r[5] else None, r[6]
+            )
             for r in rows
         ]
 
@@ -177,8 +185,10 @@ class SqliteStore:
         end: datetime | None = None,
         limit: int = 10000,
     ) -> list[ReadingRow]:
-        sql = ("SELECT device, seq, ts, quantity, value, unit, raw, quality FROM readings "
-               "WHERE device = ?")
+        sql = (
+            "SELECT device, seq, ts, quantity, value, unit, raw, quality FROM readings "
+            "WHERE device = ?"
+        )
         args: list[object] = [device]
         if quantity:
             sql += " AND quantity = ?"
@@ -194,20 +204,28 @@ class SqliteStore:
         return [_reading(r) for r in self._r().execute(sql, args).fetchall()]
 
     def latest(self, device: str) -> list[ReadingRow]:
-        rows = self._r().execute(
-            "SELECT r.device, r.seq, r.ts, r.quantity, r.value, r.unit, r.raw, r.quality "
-            "FROM readings r WHERE r.device = ? AND r.seq = "
-            "(SELECT max(seq) FROM messages WHERE device = ?) ORDER BY r.quantity",
-            (device, device),
-        ).fetchall()
+        rows = (
+            self._r()
+            .execute(
+                "SELECT r.device, r.seq, r.ts, r.quantity, r.value, r.unit, r.raw, r.quality "
+                "FROM readings r WHERE r.device = ? AND r.seq = "
+                "(SELECT max(seq) FROM messages WHERE device = ?) ORDER BY r.quantity",
+                (device, device),
+            )
+            .fetchall()
+        )
         return [_reading(r) for r in rows]
 
     def quarantined(self, limit: int = 100) -> list[QuarantineRow]:
-        rows = self._r().execute(
-            "SELECT id, received_at, topic, reason, detail, payload FROM quarantine "
-            "ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
+        rows = (
+            self._r()
+            .execute(
+                "SELECT id, received_at, topic, reason, detail, payload FROM quarantine "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+            .fetchall()
+        )
         return [QuarantineRow(r[0], parse_utc(r[1]), r[2], r[3], r[4], bytes(r[5])) for r in rows]
 
     def stats(self) -> Stats:
@@ -226,9 +244,14 @@ class SqliteStore:
             self._w.close()
 
 
-def _reading(r: tuple[object, ...]) -> ReadingRow:
+def _reading(r: Any) -> ReadingRow:
     return ReadingRow(
-        device=str(r[0]), seq=int(r[1]), ts=parse_utc(str(r[2])), quantity=str(r[3]),  # type: ignore[call-overload]
-        value=None if r[4] is None else float(r[4]),  # type: ignore[arg-type]
-        unit=str(r[5]), raw=None if r[6] is None else str(r[6]), quality=str(r[7]),
+        device=r[0],
+        seq=int(r[1]),
+        ts=parse_utc(r[2]),
+        quantity=r[3],
+        value=None if r[4] is None else float(r[4]),
+        unit=r[5],
+        raw=r[6],
+        quality=r[7],
     )

@@ -31,7 +31,11 @@ def quarantine(store: StoreDep, limit: int = 100) -> list[Quarantined]:
     """The newest quarantined messages with the reason each was refused."""
     return [
         Quarantined(
-            id=q.id, received_at=q.received_at, topic=q.topic, reason=q.reason, detail=q.detail,
+            id=q.id,
+            received_at=q.received_at,
+            topic=q.topic,
+            reason=q.reason,
+            detail=q.detail,
             payload_preview=q.payload[:200].decode("utf-8", "replace"),
         )
         for q in store.quarantined(limit)

@@ -1,0 +1,122 @@
+"""The whole chain as real processes: simulator -> agent -> Mosquitto -> collector -> HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from device_profiles import find_profile
+from metertrace.keys import create_key
+from metertrace.timeutil import parse_utc, to_wire, utcnow
+from simulators.scenario import Scenario, build_models, load_scenario
+from tests.helpers import free_port, get_json, metertrace, stop, tail, try_get_json, wait_for
+from tests.truth import tolerance
+
+pytestmark = pytest.mark.e2e
+
+CYCLES = 6
+DEVICES = {
+    "elec-main": "eastron-sdm630",
+    "gas-boiler": "synthetic-gas-converter",
+    "steam-header": "synthetic-steam-vortex",
+}
+EXAMPLES = Path(__file__).resolve().parents[2] / "metertrace" / "examples"
+
+
+@dataclass
+class Plant:
+    dir: Path
+    api: str
+    scenario: Scenario
+
+
+def configure(tmp: Path, broker_port: int, uid: str) -> tuple[Plant, int]:
+    create_key(tmp / "keys" / "gw-demo.key")
+    sim_port, api_port = free_port(), free_port()
+    scenario = yaml.safe_load((EXAMPLES / "scenario.yaml").read_text())
+    scenario["epoch"] = to_wire(utcnow())  # a fixed epoch lets the test compute ground truth
+    scenario["servers"][0]["port"] = sim_port
+    gateway = yaml.safe_load((EXAMPLES / "gateway.yaml").read_text())
+    gateway["mqtt"] = {"host": "127.0.0.1", "port": broker_port, "client_id": f"agent-{uid}"}
+    for d in gateway["devices"]:
+        d["transport"]["port"] = sim_port
+        d["interval_s"] = 0.5
+    collector = yaml.safe_load((EXAMPLES / "collector.yaml").read_text())
+    collector["mqtt"] = {"host": "127.0.0.1", "port": broker_port, "client_id": f"col-{uid}"}
+    collector["api"]["port"] = api_port
+    for name, data in (("scenario", scenario), ("gateway", gateway), ("collector", collector)):
+        (tmp / f"{name}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    plant = Plant(tmp, f"http://127.0.0.1:{api_port}/api/v1", load_scenario(tmp / "scenario.yaml"))
+    return plant, sim_port
+
+
+@pytest.fixture
+def plant(tmp_path, broker, uid) -> Iterator[Plant]:
+    p, _ = configure(tmp_path, broker.port, uid)
+    sim = metertrace(
+        [
+            "sim",
+            "run",
+            "-c",
+            str(tmp_path / "scenario.yaml"),
+            "--ready-file",
+            str(tmp_path / "sim.ready"),
+        ],
+        tmp_path / "sim.log",
+    )
+    col = metertrace(
+        ["collector", "serve", "-c", str(tmp_path / "collector.yaml")], tmp_path / "collector.log"
+    )
+    try:
+        wait_for(
+            lambda: (tmp_path / "sim.ready").exists() or sim.poll() is not None,
+            timeout=20,
+            what="simulator listening",
+        )
+        assert sim.poll() is None, tail(tmp_path / "sim.log")
+        wait_for(
+            lambda: (
+                (try_get_json(f"{p.api}/health") or {}).get("mqtt_connected")
+                or col.poll() is not None
+            ),
+            timeout=30,
+            what="collector up and subscribed",
+        )
+        assert col.poll() is None, tail(tmp_path / "collector.log")
+        yield p
+    finally:
+        stop(col)
+        stop(sim)
+
+
+def test_n_cycles_store_exactly_n_true_readings_per_quantity(plant):
+    agent = metertrace(
+        ["agent", "run", "-c", str(plant.dir / "gateway.yaml"), "--cycles", str(CYCLES)],
+        plant.dir / "agent.log",
+    )
+    assert agent.wait(60) == 0, tail(plant.dir / "agent.log")
+    expected = CYCLES * len(DEVICES)
+    wait_for(
+        lambda: get_json(f"{plant.api}/health")["messages"] == expected,
+        timeout=30,
+        what=f"{expected} messages at the collector",
+    )
+
+    models = build_models(plant.scenario)
+    for device, profile_id in DEVICES.items():
+        model = models[device]
+        points = {p.quantity: p for p in find_profile(profile_id).points()}
+        for quantity, point in points.items():
+            rows = get_json(f"{plant.api}/readings?device={device}&quantity={quantity}")
+            assert [r["seq"] for r in rows] == list(range(1, CYCLES + 1)), (device, quantity)
+            for r in rows:
+                assert r["quality"] == "good" and r["unit"] == point.unit
+                t = parse_utc(r["ts"]).timestamp()
+                truth, tol = model.value(quantity, t), tolerance(point, model, t)
+                assert abs(r["value"] - truth) <= tol, (device, quantity, r, truth, tol)
+    health = get_json(f"{plant.api}/health")
+    assert health["duplicates"] == 0 and health["quarantined"] == {}
