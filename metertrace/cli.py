@@ -138,6 +138,14 @@ def cmd_keygen(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_wire_schema(args: argparse.Namespace) -> None:
+    import json
+
+    from .wire import json_schema
+
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     demo = _need("metertrace.demo", "all")
     demo.run_demo(Path(args.workdir), api_port=args.api_port, broker=args.broker)
@@ -202,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keygen", help="create a gateway signing key file")
     k.add_argument("path")
     k.set_defaults(func=cmd_keygen)
+
+    w = sub.add_parser("wire-schema", help="print the JSON Schema of a gateway message")
+    w.set_defaults(func=cmd_wire_schema)
 
     d = sub.add_parser("demo", help="run simulators, broker, agent and collector together")
     d.add_argument("--workdir", default=".demo", help="configs, keys, databases and logs")

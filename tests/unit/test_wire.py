@@ -93,3 +93,29 @@ def test_failed_read_carries_no_number():
         Message.model_validate(sign_hmac(b, KEY, "gw-1"))
     b["readings"][0]["value"] = None
     assert Message.model_validate(sign_hmac(b, KEY, "gw-1")).readings[0].value is None
+
+
+def test_published_json_schema_is_current():
+    import json
+    from pathlib import Path
+
+    from metertrace.wire import json_schema
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "wire-format.schema.json"
+    assert json.loads(path.read_text()) == json_schema(), (
+        "docs/wire-format.schema.json is stale: metertrace wire-schema > "
+        "docs/wire-format.schema.json"
+    )
+
+
+def test_documented_example_is_valid_and_verifies():
+    import json
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "wire-format.md").read_text()
+    example = json.loads(re.search(r"```json\n(.*?)\n```", doc, re.S).group(1))
+    key = bytes.fromhex(re.search(r"key `([0-9a-f]{64})`", doc).group(1))
+    assert Message.model_validate(example)
+    assert verify_hmac(example, key)
+    assert re.search(r"chain hash\s+`([0-9a-f]{64})`", doc).group(1) == message_hash(example)
