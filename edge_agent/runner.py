@@ -21,20 +21,16 @@ from .config import AgentConfig
 from .outbox import Outbox
 from .poller import DevicePoller
 from .publisher import Publisher
-from .transports.modbus_tcp import ModbusTcpReader, TcpConnection
+from .transports.factory import TransportFactory
 
 log = logging.getLogger(__name__)
 
 
-def build_pollers(config: AgentConfig) -> tuple[list[DevicePoller], list[TcpConnection]]:
-    connections: dict[tuple[str, int], TcpConnection] = {}
-    pollers = []
-    for dev in config.devices:
-        profile = find_profile(dev.profile, config.profile_dirs)
-        t = dev.transport
-        conn = connections.setdefault((t.host, t.port), TcpConnection(t.host, t.port, t.timeout_s))
-        pollers.append(DevicePoller(dev.id, profile, ModbusTcpReader(dev.id, conn, t.unit_id)))
-    return pollers, list(connections.values())
+def build_pollers(config: AgentConfig, factory: TransportFactory) -> list[DevicePoller]:
+    return [
+        DevicePoller(d.id, find_profile(d.profile, config.profile_dirs), factory.reader(d))
+        for d in config.devices
+    ]
 
 
 class Agent:
@@ -45,7 +41,7 @@ class Agent:
         self._key = read_key(config.signing.key_file)
         # pymodbus clients bind to the running loop, so pollers are built inside run()
         self.pollers: list[DevicePoller] = []
-        self._connections: list[TcpConnection] = []
+        self._transports: TransportFactory | None = None
         self.outbox = Outbox(config.state_dir / "agent.db")
         self.publisher = Publisher(config.mqtt, self.gateway, self.outbox)
         self.overruns: dict[str, int] = {d.id: 0 for d in config.devices}
@@ -90,7 +86,8 @@ class Agent:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.pollers, self._connections = build_pollers(self.config)
+        self._transports = TransportFactory()
+        self.pollers = build_pollers(self.config, self._transports)
         self.publisher.start()
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.add_listener(self._on_overrun, EVENT_JOB_MAX_INSTANCES)
@@ -121,6 +118,5 @@ class Agent:
                 self.outbox.depth(),
             )
         self.publisher.stop()
-        for c in self._connections:
-            await c.close()
+        await self._transports.close()
         self.outbox.close()
