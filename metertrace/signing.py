@@ -1,0 +1,147 @@
+"""Message signatures: per-gateway Ed25519 keys (with the HMAC of the first version kept).
+
+A gateway creates its Ed25519 key pair on first start and never shows the private key to
+anyone; a plant engineer enrols the public key at the collector. The key id (kid) names the
+gateway and the key's fingerprint, so after a rotation old messages still name, and verify
+against, the key that signed them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+ED25519 = "Ed25519"
+HMAC_SHA256 = "HMAC-SHA256"
+
+
+class SigningKeyError(ValueError):
+    """A key file or enrolment that cannot be used; the message says what to do."""
+
+
+class Signer(Protocol):
+    alg: str
+    kid: str
+
+    def sign(self, data: bytes) -> str: ...
+
+
+def fingerprint(public_raw: bytes) -> str:
+    return hashlib.sha256(public_raw).hexdigest()[:16]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class HmacSigner:
+    key: bytes
+    kid: str
+    alg: str = HMAC_SHA256
+
+    def sign(self, data: bytes) -> str:
+        return hmac.new(self.key, data, hashlib.sha256).hexdigest()
+
+
+class Ed25519Signer:
+    alg = ED25519
+
+    def __init__(self, gateway: str, private: Ed25519PrivateKey) -> None:
+        self._private = private
+        self.public_raw = private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.kid = f"{gateway}:{fingerprint(self.public_raw)}"
+
+    def sign(self, data: bytes) -> str:
+        return _b64(self._private.sign(data))
+
+    def public_pem(self) -> str:
+        return (
+            self._private.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+
+
+def load_or_create_ed25519(gateway: str, path: Path) -> tuple[Ed25519Signer, bool]:
+    """The gateway's signing key, created (mode 600) on first start; returns (signer, created)."""
+    if path.exists():
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except ValueError as exc:
+            raise SigningKeyError(f"{path} is not a PEM private key: {exc}") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SigningKeyError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
+        return Ed25519Signer(gateway, key), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    return Ed25519Signer(gateway, key), True
+
+
+def load_public_pem(text: str) -> bytes:
+    """Raw 32-byte public key from a PEM; the error says what was given instead."""
+    try:
+        key = serialization.load_pem_public_key(text.encode())
+    except ValueError as exc:
+        raise SigningKeyError(f"not a PEM public key: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningKeyError(f"a {type(key).__name__} was given; gateways sign with Ed25519")
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+@dataclass(frozen=True)
+class EnrolledKey:
+    """A key the collector accepts for one gateway, and when."""
+
+    gateway: str
+    kid: str
+    alg: str
+    material: bytes  # raw Ed25519 public key, or the HMAC secret
+    valid_from: datetime
+    retired_at: datetime | None = None  # messages stamped after this are refused
+
+
+def enrolled_ed25519(gateway: str, public_raw: bytes, valid_from: datetime) -> EnrolledKey:
+    return EnrolledKey(
+        gateway, f"{gateway}:{fingerprint(public_raw)}", ED25519, public_raw, valid_from
+    )
+
+
+def verify(key: EnrolledKey, data: bytes, signature: str, ts: datetime) -> bool:
+    """True if the signature is this key's over data and ts lies in the key's validity."""
+    if ts < key.valid_from or (key.retired_at is not None and ts > key.retired_at):
+        return False
+    if key.alg == HMAC_SHA256:
+        expected = hmac.new(key.material, data, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, signature)
+    if key.alg == ED25519:
+        try:
+            Ed25519PublicKey.from_public_bytes(key.material).verify(_unb64(signature), data)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+    return False
