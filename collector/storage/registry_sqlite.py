@@ -1,0 +1,290 @@
+"""SQLite adapter for the registries: devices, gateway keys, certificates, and the audit log.
+
+Every table is append-only: rows are inserted, never updated or deleted, and each write records
+an audit entry (who, when, what before and after) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from metertrace.timeutil import parse_utc, to_wire
+
+from ..domain.registry import AuditEntry, DeviceRecord, DeviceSpec, Replacement, next_version
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS device_records (
+    device TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    recorded_by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (device, version)
+);
+CREATE TABLE IF NOT EXISTS replacements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device TEXT NOT NULL,
+    at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gateway_keys (
+    gateway TEXT NOT NULL,
+    kid TEXT NOT NULL PRIMARY KEY,
+    alg TEXT NOT NULL,
+    material BLOB NOT NULL,
+    valid_from TEXT NOT NULL,
+    retired_at TEXT
+);
+CREATE TABLE IF NOT EXISTS key_retirements (
+    kid TEXT NOT NULL PRIMARY KEY REFERENCES gateway_keys(kid),
+    retired_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS certificates (
+    certificate_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    body TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    recorded_by TEXT NOT NULL,
+    PRIMARY KEY (certificate_id, version)
+);
+CREATE INDEX IF NOT EXISTS certificates_by_device ON certificates (device);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    before TEXT,
+    after TEXT
+);
+CREATE TRIGGER IF NOT EXISTS device_records_append_only BEFORE UPDATE ON device_records
+BEGIN SELECT RAISE(ABORT, 'device records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS certificates_append_only BEFORE UPDATE ON certificates
+BEGIN SELECT RAISE(ABORT, 'certificates are append-only: add a new version'); END;
+CREATE TRIGGER IF NOT EXISTS audit_append_only BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+class RegistryConflict(ValueError):
+    """A write that contradicts what is recorded (e.g. a version someone else just added)."""
+
+
+class SqliteRegistry:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def _audit(
+        self,
+        at: str,
+        actor: str,
+        role: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        before: Any,
+        after: Any,
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO audit_log (at, actor, role, action, entity, entity_id, before, after) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                at,
+                actor,
+                role,
+                action,
+                entity,
+                entity_id,
+                None if before is None else json.dumps(before),
+                None if after is None else json.dumps(after),
+            ),
+        )
+
+    def _tx(self) -> _Tx:
+        return _Tx(self._db, self._lock)
+
+    # --- devices -------------------------------------------------------------------------
+    def device_history(self, device: str) -> list[DeviceRecord]:
+        rows = self._db.execute(
+            "SELECT version, spec, recorded_at, recorded_by, reason FROM device_records "
+            "WHERE device = ? ORDER BY version",
+            (device,),
+        ).fetchall()
+        return [
+            DeviceRecord(
+                spec=DeviceSpec.model_validate_json(r[1]),
+                version=r[0],
+                recorded_at=parse_utc(r[2]),
+                recorded_by=r[3],
+                reason=r[4],
+            )
+            for r in rows
+        ]
+
+    def device(self, device: str) -> DeviceRecord | None:
+        history = self.device_history(device)
+        return history[-1] if history else None
+
+    def devices(self) -> list[DeviceRecord]:
+        ids = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT DISTINCT device FROM device_records ORDER BY device"
+            ).fetchall()
+        ]
+        return [d for d in (self.device(i) for i in ids) if d is not None]
+
+    def record_device(
+        self,
+        spec: DeviceSpec,
+        *,
+        actor: str,
+        role: str,
+        at: datetime,
+        reason: str = "",
+        expected_version: int | None = None,
+    ) -> DeviceRecord:
+        """Add a version; expected_version (optimistic locking) refuses a stale edit."""
+        with self._tx():
+            current = self.device(spec.id)
+            have = current.version if current else 0
+            if expected_version is not None and expected_version != have:
+                raise RegistryConflict(
+                    f"device {spec.id} is at version {have}, not {expected_version}; "
+                    "reload it and apply your change again"
+                )
+            version = next_version(current, spec)
+            record = DeviceRecord(
+                spec=spec, version=version, recorded_at=at, recorded_by=actor, reason=reason
+            )
+            ts = to_wire(at)
+            self._db.execute(
+                "INSERT INTO device_records (device, version, spec, recorded_at, recorded_by, "
+                "reason) VALUES (?, ?, ?, ?, ?, ?)",
+                (spec.id, version, spec.model_dump_json(), ts, actor, reason),
+            )
+            self._audit(
+                ts,
+                actor,
+                role,
+                "device.create" if version == 1 else "device.update",
+                "device",
+                spec.id,
+                current.spec.model_dump(mode="json") if current else None,
+                spec.model_dump(mode="json"),
+            )
+        return record
+
+    def record_replacement(
+        self, event: Replacement, *, actor: str, role: str, at: datetime
+    ) -> DeviceRecord:
+        """The replacement event and the device's new version (new serial) in one transaction."""
+        with self._tx():
+            current = self.device(event.device)
+            if current is None:
+                raise RegistryConflict(f"device {event.device} is not registered")
+            if current.spec.serial_number != event.old_serial:
+                raise RegistryConflict(
+                    f"device {event.device} has meter {current.spec.serial_number}, "
+                    f"not {event.old_serial}"
+                )
+            ts = to_wire(at)
+            self._db.execute(
+                "INSERT INTO replacements (device, at, body) VALUES (?, ?, ?)",
+                (event.device, to_wire(event.at), event.model_dump_json()),
+            )
+            spec = current.spec.model_copy(update={"serial_number": event.new_serial})
+            version = current.version + 1
+            self._db.execute(
+                "INSERT INTO device_records (device, version, spec, recorded_at, recorded_by, "
+                "reason) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    event.device,
+                    version,
+                    spec.model_dump_json(),
+                    ts,
+                    actor,
+                    f"meter replaced at {to_wire(event.at)}",
+                ),
+            )
+            self._audit(
+                ts,
+                actor,
+                role,
+                "device.replace",
+                "device",
+                event.device,
+                {"serial_number": event.old_serial},
+                event.model_dump(mode="json"),
+            )
+        return DeviceRecord(
+            spec=spec,
+            version=version,
+            recorded_at=at,
+            recorded_by=actor,
+            reason=f"meter replaced at {to_wire(event.at)}",
+        )
+
+    def replacements(self, device: str) -> list[Replacement]:
+        rows = self._db.execute(
+            "SELECT body FROM replacements WHERE device = ? ORDER BY at, id", (device,)
+        ).fetchall()
+        return [Replacement.model_validate_json(r[0]) for r in rows]
+
+    # --- audit ---------------------------------------------------------------------------
+    def audit(self, *, entity_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
+        sql = "SELECT id, at, actor, role, action, entity, entity_id, before, after FROM audit_log"
+        args: list[Any] = []
+        if entity_id:
+            sql += " WHERE entity_id = ?"
+            args.append(entity_id)
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+        return [
+            AuditEntry(
+                id=r[0],
+                at=parse_utc(r[1]),
+                actor=r[2],
+                role=r[3],
+                action=r[4],
+                entity=r[5],
+                entity_id=r[6],
+                before=json.loads(r[7]) if r[7] else None,
+                after=json.loads(r[8]) if r[8] else None,
+            )
+            for r in self._db.execute(sql, args).fetchall()
+        ]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+        self.db, self.lock = db, lock
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
