@@ -16,6 +16,8 @@ from .api.deps import Services
 from .config import CollectorConfig
 from .domain.ingest import GatewayKey
 from .mqtt_consumer import MqttConsumer
+from .api.auth import Authenticator
+from .storage.registry_sqlite import SqliteRegistry
 from .storage.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ def bootstrap(config: CollectorConfig) -> Collector:
     consumer = MqttConsumer(config.mqtt, store, registry)
     app = create_app(
         Services(store=store, mqtt_connected=lambda: consumer.connected),
+        registry=SqliteRegistry(config.database.path),
+        auth=Authenticator(config.api.keys),
         on_start=consumer.start,
         on_stop=consumer.stop,
     )

@@ -9,6 +9,8 @@ from pydantic import Field, field_validator, model_validator
 from metertrace.config import ConfigPath, MqttSettings, StrictModel
 from metertrace.wire import check_id
 
+from .domain.roles import Role
+
 
 class DeviceEntry(StrictModel):
     id: str
@@ -37,9 +39,31 @@ class DatabaseSettings(StrictModel):
     )
 
 
+class ApiKey(StrictModel):
+    name: str = Field(min_length=1, description="who holds the key; written to the audit log")
+    role: Role
+    token_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="from `metertrace apikey new --role ROLE`"
+    )
+
+
 class ApiSettings(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    keys: list[ApiKey] = Field(
+        default_factory=list, description="none: open API, allowed on loopback only"
+    )
+
+    @model_validator(mode="after")
+    def _no_open_api_on_the_network(self) -> ApiSettings:
+        loopback = self.host in ("127.0.0.1", "::1", "localhost")
+        if not self.keys and not loopback:
+            raise ValueError(
+                f"host {self.host} with no keys would let anyone on the network register devices "
+                "and certificates; add api.keys (metertrace apikey new --role ROLE) or bind "
+                "127.0.0.1"
+            )
+        return self
 
 
 class CollectorMqtt(MqttSettings):

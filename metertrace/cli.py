@@ -138,6 +138,15 @@ def cmd_keygen(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_apikey_new(args: argparse.Namespace) -> None:
+    auth = _need("collector.api.auth", "collector")
+    token, digest = auth.new_token()
+    print(f"API key for {args.name} ({args.role}); give it to them, it is not stored anywhere:")
+    print(f"  {token}")
+    print("add to collector.yaml under api.keys:")
+    print(f"  - {{name: {args.name}, role: {args.role}, token_sha256: {digest}}}")
+
+
 def cmd_wire_schema(args: argparse.Namespace) -> None:
     import json
 
@@ -210,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keygen", help="create a gateway signing key file")
     k.add_argument("path")
     k.set_defaults(func=cmd_keygen)
+
+    ak = sub.add_parser("apikey", help="API keys for the collector").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    akn = ak.add_parser("new", help="create an API key for a role; prints the config line")
+    akn.add_argument(
+        "--role",
+        required=True,
+        choices=["metrology", "plant_engineer", "footprint_engine", "admin"],
+    )
+    akn.add_argument("--name", required=True, help="who holds it (for the audit log)")
+    akn.set_defaults(func=cmd_apikey_new)
 
     w = sub.add_parser("wire-schema", help="print the JSON Schema of a gateway message")
     w.set_defaults(func=cmd_wire_schema)

@@ -9,13 +9,18 @@ from fastapi import FastAPI
 
 from metertrace import __version__
 
+from ..storage.registry_sqlite import SqliteRegistry
+from .auth import Authenticator
 from .deps import Services
 from .routes import devices, health, readings
+from .routes import registry as registry_routes
 
 
 def create_app(
     services: Services,
     *,
+    registry: SqliteRegistry,
+    auth: Authenticator,
     on_start: Callable[[], None] | None = None,
     on_stop: Callable[[], None] | None = None,
 ) -> FastAPI:
@@ -34,6 +39,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
-    for r in (devices.router, readings.router, health.router):
+    app.state.registry = registry
+    app.state.auth = auth
+    for r in (devices.router, readings.router, health.router, registry_routes.router):
         app.include_router(r)
     return app
