@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from device_profiles.vocabulary import VOCABULARY, Kind
+from metertrace.corrections import Correction, Flag, ModelKind, Uncertainty, apply, uncertainty
 
 from .calibration_models import Certificate, CertificateRef
-from .corrections import Correction, Flag, ModelKind, Uncertainty, apply, uncertainty
 
 __all__ = [
     "CalibrationError",
