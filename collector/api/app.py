@@ -12,7 +12,7 @@ from metertrace import __version__
 from ..storage.registry_sqlite import SqliteRegistry
 from .auth import Authenticator
 from .deps import Services
-from .routes import devices, health, readings
+from .routes import calibration, devices, health, readings
 from .routes import registry as registry_routes
 
 
@@ -41,6 +41,12 @@ def create_app(
     app.state.services = services
     app.state.registry = registry
     app.state.auth = auth
-    for r in (devices.router, readings.router, health.router, registry_routes.router):
+    for r in (
+        devices.router,
+        readings.router,
+        health.router,
+        registry_routes.router,
+        calibration.router,
+    ):
         app.include_router(r)
     return app

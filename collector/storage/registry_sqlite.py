@@ -15,6 +15,7 @@ from typing import Any
 
 from metertrace.timeutil import parse_utc, to_wire
 
+from ..domain.certificates import StoredCertificate
 from ..domain.registry import AuditEntry, DeviceRecord, DeviceSpec, Replacement, next_version
 
 _SCHEMA = """
@@ -246,6 +247,76 @@ class SqliteRegistry:
             "SELECT body FROM replacements WHERE device = ? ORDER BY at, id", (device,)
         ).fetchall()
         return [Replacement.model_validate_json(r[0]) for r in rows]
+
+    # --- certificates ----------------------------------------------------------------------
+    def add_certificate(self, stored: StoredCertificate, *, role: str) -> StoredCertificate:
+        """Append a certificate version; what it supersedes must exist, nothing is replaced."""
+        cert = stored.certificate
+        with self._tx():
+            if self.device(cert.device_id) is None:
+                raise RegistryConflict(
+                    f"device {cert.device_id} is not registered; register it before its "
+                    "certificate (POST /api/v1/registry/devices)"
+                )
+            exists = self._db.execute(
+                "SELECT 1 FROM certificates WHERE certificate_id = ? AND version = ?",
+                (cert.certificate_id, cert.version),
+            ).fetchone()
+            if exists:
+                raise RegistryConflict(
+                    f"certificate {cert.certificate_id} v{cert.version} exists; certificates "
+                    f"are never edited: add v{cert.version + 1} with supersedes"
+                )
+            old = cert.supersedes
+            if old is not None:
+                row = self._db.execute(
+                    "SELECT device FROM certificates WHERE certificate_id = ? AND version = ?",
+                    (old.certificate_id, old.version),
+                ).fetchone()
+                if row is None:
+                    raise RegistryConflict(
+                        f"supersedes {old.certificate_id} v{old.version}, which is not recorded"
+                    )
+            ts = to_wire(stored.recorded_at)
+            self._db.execute(
+                "INSERT INTO certificates (certificate_id, version, device, body, recorded_at, "
+                "recorded_by) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    cert.certificate_id,
+                    cert.version,
+                    cert.device_id,
+                    stored.model_dump_json(),
+                    ts,
+                    stored.recorded_by,
+                ),
+            )
+            self._audit(
+                ts,
+                stored.recorded_by,
+                role,
+                "certificate.add",
+                "certificate",
+                f"{cert.certificate_id}/v{cert.version}",
+                None if old is None else old.model_dump(mode="json"),
+                {
+                    "device": cert.device_id,
+                    "valid_until": cert.valid_until.isoformat(),
+                    "corrections": [c.kind.value for c in stored.corrections],
+                },
+            )
+        return stored
+
+    def certificates(self, device: str | None = None) -> list[StoredCertificate]:
+        sql = "SELECT body FROM certificates"
+        args: list[Any] = []
+        if device:
+            sql += " WHERE device = ?"
+            args.append(device)
+        sql += " ORDER BY recorded_at, certificate_id, version"
+        return [
+            StoredCertificate.model_validate_json(r[0])
+            for r in self._db.execute(sql, args).fetchall()
+        ]
 
     # --- audit ---------------------------------------------------------------------------
     def audit(self, *, entity_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
