@@ -22,7 +22,7 @@ from metertrace.config import mqtt_protocol
 from metertrace.wire import TOPIC_ROOT
 
 from .config import CollectorMqtt
-from .domain.ingest import Accepted, GatewayKey, Reason, Rejected, accept
+from .domain.ingest import Accepted, AcceptedEvent, GatewayKey, Reason, Rejected, judge
 from .storage.port import Outcome, Store
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,12 @@ class MqttConsumer:
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
 
     @property
-    def topic(self) -> str:
-        t = f"{TOPIC_ROOT}/+/readings/+"
-        return f"$share/{self.settings.shared_group}/{t}" if self.settings.shared_group else t
+    def topics(self) -> list[str]:
+        """Readings and events (data-loss reports) of every gateway."""
+        kinds = [f"{TOPIC_ROOT}/+/readings/+", f"{TOPIC_ROOT}/+/events/+"]
+        if self.settings.shared_group:
+            return [f"$share/{self.settings.shared_group}/{t}" for t in kinds]
+        return kinds
 
     def start(self) -> None:
         self._writer.start()
@@ -101,10 +104,10 @@ class MqttConsumer:
             log.error("MQTT broker refused the collector: %s", rc)
             return
         self.connected = True
-        client.subscribe(self.topic, qos=1)
+        client.subscribe([(t, 1) for t in self.topics])
         log.info(
             "collector subscribed to %s on %s:%s",
-            self.topic,
+            ", ".join(self.topics),
             self.settings.host,
             self.settings.port,
         )
@@ -142,15 +145,22 @@ class MqttConsumer:
 
     def _process(self, batch: list[_Incoming]) -> None:
         accepted: list[tuple[_Incoming, Accepted]] = []
+        events: list[tuple[_Incoming, AcceptedEvent]] = []
         for item in batch:
             try:
-                accepted.append((item, accept(item.topic, item.payload, self.registry)))
+                judged = judge(item.topic, item.payload, self.registry)
+                if isinstance(judged, AcceptedEvent):
+                    events.append((item, judged))
+                else:
+                    accepted.append((item, judged))
             except Rejected as rej:
                 log.warning("quarantined message on %s: %s", item.topic, rej)
                 self.store.quarantine(item.topic, item.payload, rej.reason.value, rej.detail)
             except Exception as exc:  # a bug must not stall the queue behind one message
                 log.exception("unexpected error judging a message on %s", item.topic)
                 self.store.quarantine(item.topic, item.payload, "internal_error", repr(exc))
+        if events:
+            self._store_events(events)
         if not accepted:
             return
         outcomes = self.store.ingest([a for _, a in accepted])
@@ -161,4 +171,25 @@ class MqttConsumer:
                     "message with that number"
                 )
                 log.error("quarantined conflicting message: %s", detail)
+                self.store.quarantine(item.topic, item.payload, Reason.CONFLICT.value, detail)
+
+    def _store_events(self, events: list[tuple[_Incoming, AcceptedEvent]]) -> None:
+        outcomes = self.store.ingest_events([e for _, e in events])
+        for (item, e), outcome in zip(events, outcomes, strict=True):
+            loss = e.event.data_loss
+            if outcome is Outcome.STORED:
+                log.warning(
+                    "gateway %s reports %s: %d messages of %s lost (seq %s..%s, polled %s..%s)",
+                    e.event.gateway,
+                    loss.reason.value,
+                    loss.count,
+                    e.event.device,
+                    loss.first_seq,
+                    loss.last_seq,
+                    loss.first_ts.isoformat(),
+                    loss.last_ts.isoformat(),
+                )
+            elif outcome is Outcome.CONFLICT:
+                detail = f"event {e.event.id} of {e.event.gateway} differs from the stored one"
+                log.error("quarantined conflicting event: %s", detail)
                 self.store.quarantine(item.topic, item.payload, Reason.CONFLICT.value, detail)

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from .dlt645 import AnyProfile, Dlt645Profile
 from .schema import Profile
 
 PACKAGE_DIR = Path(__file__).parent
@@ -39,7 +40,7 @@ def format_validation_error(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def load_profile(path: Path | str) -> Profile:
+def load_profile(path: Path | str) -> AnyProfile:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -49,8 +50,15 @@ def load_profile(path: Path | str) -> Profile:
         raise ProfileError(path, f"not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ProfileError(path, "a profile is a YAML mapping with id, registers, ...")
+    protocol = data.get("protocol", "modbus")
+    if protocol not in ("modbus", "dlt645"):
+        raise ProfileError(path, f"protocol: {protocol!r} is unknown; use modbus or dlt645")
     try:
-        profile = Profile.model_validate(data)
+        profile: AnyProfile = (
+            Dlt645Profile.model_validate(data)
+            if protocol == "dlt645"
+            else Profile.model_validate(data)
+        )
     except ValidationError as exc:
         raise ProfileError(path, format_validation_error(exc)) from exc
     if profile.id != path.stem:
@@ -58,9 +66,9 @@ def load_profile(path: Path | str) -> Profile:
     return profile
 
 
-def load_catalogue(extra_dirs: Iterable[Path | str] = ()) -> dict[str, Profile]:
+def load_catalogue(extra_dirs: Iterable[Path | str] = ()) -> dict[str, AnyProfile]:
     """All profiles shipped with MeterTrace plus those in extra_dirs; duplicate ids are errors."""
-    catalogue: dict[str, Profile] = {}
+    catalogue: dict[str, AnyProfile] = {}
     origin: dict[str, Path] = {}
     for directory in (PACKAGE_DIR, *map(Path, extra_dirs)):
         for path in sorted(directory.glob("*.yaml")):
@@ -74,7 +82,7 @@ def load_catalogue(extra_dirs: Iterable[Path | str] = ()) -> dict[str, Profile]:
     return catalogue
 
 
-def find_profile(name: str, extra_dirs: Iterable[Path | str] = ()) -> Profile:
+def find_profile(name: str, extra_dirs: Iterable[Path | str] = ()) -> AnyProfile:
     """A profile by id, or by path to a YAML file."""
     if name.endswith((".yaml", ".yml")):
         return load_profile(name)

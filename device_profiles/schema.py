@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from enum import StrEnum
+import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
-from .codec import DataType, Order, register_count
+from .codec import (
+    DataType,
+    Order,
+    bit_width,
+    is_float,
+    rollover,
+    type_max_pattern,
+    type_min_pattern,
+)
+from .point import Function, Point, Ratio, Transform
 from .vocabulary import MEDIA, Kind, quantity
 
+__all__ = ["Function", "Point", "Profile", "Ratio", "Transform"]
 
-class Function(StrEnum):
-    HOLDING = "holding"  # FC03
-    INPUT = "input"  # FC04
-
-    @property
-    def code(self) -> int:
-        return 3 if self is Function.HOLDING else 4
+Sentinel = StrictInt | Literal["nan", "max", "min"]
 
 
 class _Strict(BaseModel):
@@ -36,6 +46,22 @@ class Defaults(_Strict):
 class ModbusSettings(_Strict):
     max_block: int = Field(125, ge=1, le=125, description="registers per read request")
     max_gap: int = Field(0, ge=0, le=124, description="unused registers a read may span")
+    single_register_only: bool = Field(
+        False,
+        description="the device refuses multi-register reads: one request per register, "
+        "multi-register values read with the torn-read guard",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModbusSettings:
+        if self.single_register_only:
+            for name in ("max_block", "max_gap"):
+                if name in self.model_fields_set:
+                    raise ValueError(
+                        f"{name}: single_register_only reads one register per request; "
+                        f"remove {name}"
+                    )
+        return self
 
 
 class ReferenceConditions(_Strict):
@@ -43,6 +69,29 @@ class ReferenceConditions(_Strict):
 
     temperature_c: float = Field(ge=-50, le=50)
     pressure_kpa: float = Field(gt=0)
+
+
+class RatioRegister(_Strict):
+    """Where the meter keeps its own CT or VT ratio (primary/secondary = raw × scale)."""
+
+    address: int = Field(ge=0, le=0xFFFF)
+    function: Function | None = None
+    type: DataType | None = None
+    word_order: Order | None = None
+    byte_order: Order | None = None
+    scale: float = 1.0
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("a ratio's scale must be positive")
+        return v
+
+
+class ProfileRatios(_Strict):
+    ct: RatioRegister | None = None
+    vt: RatioRegister | None = None
 
 
 class Register(_Strict):
@@ -55,6 +104,21 @@ class Register(_Strict):
     byte_order: Order | None = None
     scale: float = 1.0
     offset: float = 0.0
+    na: list[Sentinel] = Field(
+        [], description="raw bit patterns meaning not available; 'nan', 'max', 'min' of the type"
+    )
+    valid_range: tuple[float, float] | None = Field(
+        None, description="[min, max] in the quantity's unit; outside: quality out_of_range"
+    )
+    wrap: float | None = Field(
+        None, gt=0, description="counters: the value the register shows as 0 again"
+    )
+    max_rate_per_h: float | None = Field(
+        None, gt=0, description="counters: a larger increase per hour is implausible"
+    )
+    transform: Transform | None = Field(
+        None, description="the register is secondary-side: multiply by the CT/VT ratio"
+    )
 
     @field_validator("quantity")
     @classmethod
@@ -65,41 +129,61 @@ class Register(_Strict):
             raise ValueError(exc.args[0]) from None
         return v
 
+    @field_validator("na")
+    @classmethod
+    def _raw_patterns(cls, v: list[int | str]) -> list[int | str]:
+        for s in v:
+            if isinstance(s, int) and s < 0:
+                raise ValueError(
+                    f"{s} is negative; write the raw bit pattern, e.g. 0xFFFF for -1 of an i16"
+                )
+        return v
+
     @model_validator(mode="after")
-    def _unit_matches_vocabulary(self) -> Register:
-        expected = quantity(self.quantity).unit
-        if self.unit != expected:
+    def _consistent(self) -> Register:
+        q = quantity(self.quantity)
+        if self.unit != q.unit:
             raise ValueError(
-                f"unit {self.unit!r} is not the unit of {self.quantity} ({expected!r}); "
-                f"write unit: {expected} and convert with scale"
+                f"unit {self.unit!r} is not the unit of {self.quantity} ({q.unit!r}); "
+                f"write unit: {q.unit} and convert with scale"
             )
         if self.scale == 0:
             raise ValueError("scale 0 would turn every reading into 0; use the meter's factor")
+        if self.valid_range is not None and not self.valid_range[0] < self.valid_range[1]:
+            raise ValueError("valid_range: write [min, max] with min < max")
+        for name in ("wrap", "max_rate_per_h"):
+            if getattr(self, name) is not None and q.kind is not Kind.COUNTER:
+                raise ValueError(f"{name}: {self.quantity} is a gauge; only counters have it")
+        if self.transform is not None and q.medium != "electricity":
+            raise ValueError(
+                f"transform: {self.quantity} is not electrical; CT/VT ratios do not apply"
+            )
         return self
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """A register with the profile's defaults applied: everything needed to read one value."""
-
-    quantity: str
-    unit: str
-    kind: Kind
-    function: Function
-    address: int
-    type: DataType
-    word_order: Order
-    byte_order: Order
-    scale: float
-    offset: float
-
-    @property
-    def count(self) -> int:
-        return register_count(self.type)
-
-    @property
-    def end(self) -> int:
-        return self.address + self.count
+def _sentinels(r: Register, dtype: DataType, where: str) -> frozenset[int]:
+    """Resolve 'max'/'min'/'nan' to bit patterns and check every pattern fits the type."""
+    out: set[int] = set()
+    for s in r.na:
+        if s == "nan":
+            if not is_float(dtype):
+                raise ValueError(f"{where}.na: 'nan' needs a float type, not {dtype}")
+            continue  # every NaN is refused anyway; listing it documents the meter
+        if s == "max":
+            pattern = type_max_pattern(dtype)
+        elif s == "min":
+            pattern = type_min_pattern(dtype)
+        else:
+            pattern = int(s)
+        if pattern is None:
+            raise ValueError(
+                f"{where}.na: {s!r} has no meaning for {dtype}"
+                + ("; use 'nan' or a raw bit pattern" if is_float(dtype) else "; it is unsigned")
+            )
+        if pattern >= 1 << bit_width(dtype):
+            raise ValueError(f"{where}.na: {pattern:#x} does not fit {dtype}")
+        out.add(pattern)
+    return frozenset(out)
 
 
 class Profile(_Strict):
@@ -114,6 +198,9 @@ class Profile(_Strict):
     modbus: ModbusSettings = ModbusSettings()
     defaults: Defaults = Defaults()
     reference_conditions: ReferenceConditions | None = None
+    ratios: ProfileRatios | None = Field(
+        None, description="registers where the meter keeps its own CT/VT ratios"
+    )
     registers: list[Register] = Field(min_length=1)
 
     @field_validator("medium")
@@ -139,8 +226,17 @@ class Profile(_Strict):
                 "a profile with Nm³ quantities must state reference_conditions "
                 "(temperature_c, pressure_kpa)"
             )
+        points = self.read_points()  # resolves sentinels and wraps, raising on bad ones
+        if not self.modbus.single_register_only:
+            for p in points:
+                if p.count > self.modbus.max_block:
+                    raise ValueError(
+                        f"{p.quantity}: {p.type} needs {p.count} registers in one read but "
+                        f"modbus.max_block is {self.modbus.max_block}; raise max_block or set "
+                        "modbus.single_register_only: true"
+                    )
         by_fc: dict[Function, list[Point]] = {}
-        for p in self.points():
+        for p in points:
             by_fc.setdefault(p.function, []).append(p)
         for fc, pts in by_fc.items():
             pts.sort(key=lambda p: p.address)
@@ -153,19 +249,78 @@ class Profile(_Strict):
         return self
 
     def points(self) -> list[Point]:
+        """The quantities this meter reports, in profile order."""
+        return [self._point(i, r) for i, r in enumerate(self.registers)]
+
+    def ratio_points(self) -> list[Point]:
+        """The meter's own CT/VT ratio registers (read with the quantities, never published)."""
+        if self.ratios is None:
+            return []
+        out = []
+        for ratio in Ratio:
+            rr: RatioRegister | None = getattr(self.ratios, ratio.value)
+            if rr is not None:
+                d = self.defaults
+                out.append(
+                    Point(
+                        quantity=f"ratio.{ratio.value}",
+                        unit="1",
+                        kind=Kind.GAUGE,
+                        function=rr.function or d.function,
+                        address=rr.address,
+                        type=rr.type or d.type,
+                        word_order=rr.word_order or d.word_order,
+                        byte_order=rr.byte_order or d.byte_order,
+                        scale=rr.scale,
+                        offset=0.0,
+                        ratio_of=ratio,
+                    )
+                )
+        return out
+
+    def read_points(self) -> list[Point]:
+        """Everything one poll reads: the quantities and the ratio registers."""
+        return [*self.points(), *self.ratio_points()]
+
+    def ratios_from_config(self) -> set[Ratio]:
+        """Ratios the transforms need that the meter's registers do not provide."""
+        needed = {ratio for r in self.registers if r.transform for ratio in r.transform.ratios}
+        return {r for r in needed if not (self.ratios and getattr(self.ratios, r.value))}
+
+    def _point(self, i: int, r: Register) -> Point:
         d = self.defaults
-        return [
-            Point(
-                quantity=r.quantity,
-                unit=r.unit,
-                kind=quantity(r.quantity).kind,
-                function=r.function or d.function,
-                address=r.address,
-                type=r.type or d.type,
-                word_order=r.word_order or d.word_order,
-                byte_order=r.byte_order or d.byte_order,
-                scale=r.scale,
-                offset=r.offset,
-            )
-            for r in self.registers
-        ]
+        dtype = r.type or d.type
+        where = f"registers[{i}]"
+        kind = quantity(r.quantity).kind
+        wrap = r.wrap
+        raw_rollover = rollover(dtype)
+        if raw_rollover is not None and kind is Kind.COUNTER:
+            reachable = raw_rollover * abs(r.scale)
+            if wrap is None:
+                wrap = reachable
+            elif wrap > reachable * (1 + 1e-12):
+                raise ValueError(
+                    f"{where}.wrap: {dtype} × scale {r.scale:g} never reaches {wrap:g} "
+                    f"(it rolls over at {reachable:g}); fix wrap or the type"
+                )
+        if kind is Kind.COUNTER and r.scale < 0:
+            raise ValueError(f"{where}.scale: a counter's scale must be positive")
+        if wrap is not None and not math.isfinite(wrap):
+            raise ValueError(f"{where}.wrap: must be finite")
+        return Point(
+            quantity=r.quantity,
+            unit=r.unit,
+            kind=kind,
+            function=r.function or d.function,
+            address=r.address,
+            type=dtype,
+            word_order=r.word_order or d.word_order,
+            byte_order=r.byte_order or d.byte_order,
+            scale=r.scale,
+            offset=r.offset,
+            na=_sentinels(r, dtype, where),
+            valid_range=r.valid_range,
+            wrap=wrap,
+            max_rate_per_h=r.max_rate_per_h,
+            transform=r.transform,
+        )

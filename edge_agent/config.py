@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -25,6 +25,17 @@ class SigningSettings(StrictModel):
     key_file: ConfigPath = Field(description="hex HMAC key shared with the collector")
 
 
+# --- transports ---------------------------------------------------------------------------
+Parity = Literal["N", "E", "O"]
+BAUD_RATES = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+
+
+def _standard_baudrate(v: int | None) -> int | None:
+    if v is not None and v not in BAUD_RATES:
+        raise ValueError(f"baudrate {v} is not a standard rate; use one of {BAUD_RATES}")
+    return v
+
+
 class ModbusTcpTransport(StrictModel):
     type: Literal["modbus-tcp"]
     host: str
@@ -33,16 +44,102 @@ class ModbusTcpTransport(StrictModel):
     timeout_s: float = Field(1.0, gt=0, le=60)
 
 
+class SerialTransport(StrictModel):
+    """Settings every device on one serial line must share (checked when the agent starts)."""
+
+    port: str = Field(
+        min_length=1, description="serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/..."
+    )
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[8] = 8
+    timeout_s: float = Field(1.0, gt=0, le=60, description="per request; then the line moves on")
+
+
+class ModbusRtuTransport(SerialTransport):
+    type: Literal["modbus-rtu"]
+    baudrate: int = 9600
+    parity: Parity = Field("E", description="the Modbus serial line default; many meters use N")
+    unit_id: int = Field(1, ge=1, le=247)
+
+    _baud = field_validator("baudrate")(_standard_baudrate)
+
+
+class Dlt645Transport(SerialTransport):
+    type: Literal["dlt645"]
+    baudrate: int | None = Field(None, description="default: the profile's (dlt645.baudrate)")
+    parity: Parity | None = Field(None, description="default: the profile's (dlt645.parity)")
+    address: str = Field(
+        pattern=r"^[0-9]{12}$", description="the meter's address, 12 digits, e.g. 000000123456"
+    )
+    frame_gap_ms: float = Field(20.0, ge=0, le=1000, description="silence between frames")
+
+    _baud = field_validator("baudrate")(_standard_baudrate)
+
+
+TRANSPORTS: dict[str, type[StrictModel]] = {
+    "modbus-tcp": ModbusTcpTransport,
+    "modbus-rtu": ModbusRtuTransport,
+    "dlt645": Dlt645Transport,
+}
+AnyTransport = ModbusTcpTransport | ModbusRtuTransport | Dlt645Transport
+
+
 class DeviceSettings(StrictModel):
     id: str
     profile: str = Field(description="profile id from the catalogue, or a path to a YAML file")
-    transport: ModbusTcpTransport
+    transport: AnyTransport
     interval_s: float = Field(10.0, ge=0.1, le=86400)
+    align: bool = Field(
+        False, description="poll at multiples of interval_s since midnight UTC (:00, :15, ...)"
+    )
 
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
         return check_id("device", v)
+
+    @field_validator("transport", mode="before")
+    @classmethod
+    def _transport_by_type(cls, v: Any) -> Any:
+        # dispatching here keeps error paths free of the union's tag (transport.port, not
+        # transport.modbus-tcp.port)
+        if not isinstance(v, dict):
+            return v
+        model = TRANSPORTS.get(v.get("type", ""))
+        if model is None:
+            given = f"type {v['type']!r} is unknown" if "type" in v else "type is missing"
+            raise ValueError(f"{given}; use one of {', '.join(TRANSPORTS)}")
+        return model.model_validate(v)
+
+    @model_validator(mode="after")
+    def _alignable(self) -> DeviceSettings:
+        per_day = 86400 / self.interval_s
+        if self.align and abs(per_day - round(per_day)) > 1e-9:
+            raise ValueError(
+                f"align: interval_s {self.interval_s:g} does not divide a day (86400 s), so "
+                "polls could not stay on the same boundaries; use e.g. 60, 300 or 900"
+            )
+        return self
+
+
+class OutboxSettings(StrictModel):
+    """Bounds of the on-disk outbox (docs/store-and-forward.md): beyond either, the oldest
+    messages are dropped and a data-loss event tells the collector which ones."""
+
+    max_bytes: int = Field(
+        200_000_000,
+        ge=10_000,
+        description="message bytes held while the broker is away; keep twice this free on disk",
+    )
+    max_age_days: float = Field(
+        30.0, gt=0, le=3650, description="messages older than this (poll time) are dropped"
+    )
+
+
+class StatusSettings(StrictModel):
+    interval_s: float = Field(
+        60.0, ge=1, le=86400, description="retained status republished at least this often"
+    )
 
 
 class AgentConfig(StrictModel):
@@ -54,6 +151,8 @@ class AgentConfig(StrictModel):
     mqtt: MqttSettings = MqttSettings()
     profile_dirs: list[ConfigPath] = []
     devices: list[DeviceSettings] = Field(min_length=1)
+    outbox: OutboxSettings = OutboxSettings()
+    status: StatusSettings = StatusSettings()
 
     @model_validator(mode="after")
     def _unique_devices(self) -> AgentConfig:

@@ -3,17 +3,23 @@
 A message is created, numbered, chained and written here in ONE transaction before anything
 is sent, and deleted only after the broker's PUBACK. A crash at any moment therefore loses
 nothing: at worst a message is sent again, and the collector drops the duplicate by (device, seq).
+When a bound is exceeded, the oldest readings are deleted in the same transaction that stores
+the data-loss events reporting them (retention.py), so no drop is ever silent.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from metertrace.timeutil import parse_utc, to_wire, utcnow
 from metertrace.wire import GENESIS
+
+from .retention import Held, Limits, Loss, choose_drops, over_limits
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chain (
@@ -29,7 +35,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 """
+READING, EVENT = "reading", "event"
+_EVENT_SEQ = "event_seq"
+_DROPPED = "dropped/"  # + device: messages dropped by the bounds, ever
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +54,51 @@ class Pending:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    depth: int
+    bytes: int
+    oldest: datetime | None  # poll time of the oldest message held
+    dropped: dict[str, int] = field(default_factory=dict)  # per device, since the state began
+
+
 # (seq, prev_hash) -> (topic, payload, hash of this message)
 Builder = Callable[[int, str], tuple[str, bytes, str]]
+# (event id, loss) -> (topic, payload)
+EventBuilder = Callable[[int, Loss], tuple[str, bytes]]
 
 
 class Outbox:
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        limits: Limits | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.limits, self._clock = limits, clock
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a power cut must not lose an acked append
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+        if "kind" not in columns:  # a state database from before events existed
+            self._db.execute(
+                f"ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT '{READING}'"
+            )
         self._lock = threading.Lock()
+        # Running totals: every change goes through this object, so they stay exact.
+        depth, size = self._db.execute(
+            "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) FROM outbox"
+        ).fetchone()
+        self._depth, self._bytes = int(depth), int(size)
 
-    def append(self, device: str, build: Builder) -> int:
-        """Number, chain and store the device's next message; returns its sequence number."""
+    def append(self, device: str, build: Builder, *, at: datetime | None = None) -> int:
+        """Number, chain and store the device's next message; returns its sequence number.
+
+        `at` is the message's poll time, which the age bound is measured from.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -64,10 +107,7 @@ class Outbox:
                 ).fetchone()
                 seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
                 topic, payload, digest = build(seq, prev)
-                self._db.execute(
-                    "INSERT INTO outbox (device, seq, topic, payload) VALUES (?, ?, ?, ?)",
-                    (device, seq, topic, payload),
-                )
+                self._insert(device, seq, topic, payload, at or self._clock(), READING)
                 self._db.execute(
                     "INSERT INTO chain (device, seq, hash) VALUES (?, ?, ?) "
                     "ON CONFLICT(device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -75,9 +115,67 @@ class Outbox:
                 )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
+            self._depth += 1
+            self._bytes += len(topic) + len(payload)
             return seq
+
+    def add_events(self, losses: Collection[Loss], build: EventBuilder) -> None:
+        """Store data-loss events (e.g. for polls that could not be stored) in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                added = self._insert_events(losses, build)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            self._depth += len(losses)
+            self._bytes += added
+
+    def enforce(self, build: EventBuilder, *, protect: Collection[int] = ()) -> list[Loss]:
+        """Apply the bounds: drop the oldest readings if one is exceeded, and store the events
+        reporting them in the same transaction. `protect`: row ids the MQTT client holds."""
+        if self.limits is None:
+            return []
+        now = self._clock()
+        with self._lock:
+            if not over_limits(self._bytes, self._oldest(READING), now, self.limits):
+                return []
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = self._db.execute(
+                    "SELECT id, device, seq, length(topic) + length(payload), created_at, kind "
+                    "FROM outbox ORDER BY id"
+                )
+                ids, losses = choose_drops(
+                    _held(cursor),
+                    total_bytes=self._bytes,
+                    now=now,
+                    limits=self.limits,
+                    protect=protect,
+                )
+                cursor.close()
+                freed = 0
+                for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+                    marks = ",".join("?" * len(chunk))
+                    freed += self._db.execute(
+                        f"SELECT sum(length(topic) + length(payload)) FROM outbox "
+                        f"WHERE id IN ({marks})",
+                        chunk,
+                    ).fetchone()[0]
+                    self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
+                added = self._insert_events(losses, build)
+                for loss in losses:
+                    self._bump(_DROPPED + loss.device, loss.count)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            self._depth += len(losses) - len(ids)
+            self._bytes += added - freed
+        return losses
 
     def pending(self, *, after_id: int = 0, limit: int = 100) -> list[Pending]:
         with self._lock:
@@ -90,11 +188,28 @@ class Outbox:
 
     def remove(self, ids: list[int]) -> None:
         with self._lock:
-            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+            for i in ids:
+                row = self._db.execute(
+                    "DELETE FROM outbox WHERE id = ? RETURNING length(topic) + length(payload)",
+                    (i,),
+                ).fetchone()
+                if row is not None:
+                    self._depth -= 1
+                    self._bytes -= row[0]
 
     def depth(self) -> int:
+        return self._depth
+
+    def stats(self) -> OutboxStats:
         with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+            oldest = self._oldest(None)
+            dropped = {
+                name.removeprefix(_DROPPED): int(value)
+                for name, value in self._db.execute(
+                    "SELECT name, value FROM counters WHERE name LIKE ?", (_DROPPED + "%",)
+                )
+            }
+        return OutboxStats(self._depth, self._bytes, oldest, dropped)
 
     def last_seq(self, device: str) -> int:
         with self._lock:
@@ -104,3 +219,48 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    # --- inside a transaction, under the lock ------------------------------------------------
+    def _insert(
+        self, device: str, seq: int, topic: str, payload: bytes, at: datetime, kind: str
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO outbox (device, seq, topic, payload, created_at, kind) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (device, seq, topic, payload, to_wire(at), kind),
+        )
+
+    def _insert_events(self, losses: Collection[Loss], build: EventBuilder) -> int:
+        added = 0
+        now = self._clock()
+        for loss in losses:
+            event_id = self._bump(_EVENT_SEQ, 1)
+            topic, payload = build(event_id, loss)
+            self._insert(loss.device, event_id, topic, payload, now, EVENT)
+            added += len(topic) + len(payload)
+        return added
+
+    def _bump(self, name: str, by: int) -> int:
+        row = self._db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value RETURNING value",
+            (name, by),
+        ).fetchone()
+        return int(row[0])
+
+    def _oldest(self, kind: str | None) -> datetime | None:
+        sql = "SELECT created_at FROM outbox"
+        args: tuple[str, ...] = ()
+        if kind:
+            sql, args = sql + " WHERE kind = ?", (kind,)
+        row = self._db.execute(sql + " ORDER BY id LIMIT 1", args).fetchone()
+        return parse_utc(row[0]) if row else None
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+
+def _held(cursor: sqlite3.Cursor) -> Iterator[Held]:
+    for r in cursor:
+        yield Held(r[0], r[1], r[2], r[3], parse_utc(r[4]), droppable=r[5] == READING)

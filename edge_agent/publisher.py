@@ -5,6 +5,12 @@ take none of our locks: paho calls them while holding its own, so any lock share
 invites a lock-order deadlock. Rows are handed to paho in outbox order while connected, at most
 `window` unacknowledged, so memory stays bounded however long the broker is away. A row leaves
 the outbox only on its PUBACK.
+
+Order after a reconnect: paho re-sends the messages it holds unacknowledged, in the order they
+were first published (its `_out_messages` is insertion-ordered), but only after it has called
+on_connect. So that no new row overtakes them, nothing new is handed over until every message
+of the previous connection is acknowledged. paho's own in-flight limit is set to the window so
+it never queues a message behind our back (a queued message could be overtaken too).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -21,19 +28,27 @@ from paho.mqtt.enums import CallbackAPIVersion
 from metertrace.config import MqttSettings, mqtt_protocol
 from metertrace.wire import status_topic
 
-from .outbox import Outbox
+from .outbox import EventBuilder, Outbox
 
 log = logging.getLogger(__name__)
 
 _WAKE, _ACK, _CONNECTED, _DISCONNECTED, _STOP = range(5)
+ENFORCE_EVERY_S = 1.0  # how often the outbox bounds are checked (cheap when within bounds)
 
 
 class Publisher:
     def __init__(
-        self, settings: MqttSettings, gateway: str, outbox: Outbox, *, window: int = 50
+        self,
+        settings: MqttSettings,
+        gateway: str,
+        outbox: Outbox,
+        *,
+        event_builder: EventBuilder | None = None,
+        window: int = 20,
     ) -> None:
         self.outbox, self.gateway, self.window = outbox, gateway, window
         self._settings = settings
+        self._event_builder = event_builder
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id or f"metertrace-agent-{gateway}",
@@ -41,8 +56,9 @@ class Publisher:
         )
         if settings.username:
             self._client.username_pw_set(settings.username, settings.password)
-        self._client.will_set(status_topic(gateway), self._status("offline"), qos=1, retain=True)
+        self._client.will_set(status_topic(gateway), _state("offline"), qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.max_inflight_messages_set(window)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
@@ -50,17 +66,21 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         # Owned by the publisher thread only:
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
-        self._handed_up_to = 0  # outbox id of the last row given to paho in this session
-        self._connected = False
+        self._handed_up_to = 0  # outbox id of the last row given to paho
+        self._replaying = False  # paho is re-sending the previous connection's messages
+        self._next_enforce = 0.0
         # Read by other threads:
         self._idle = threading.Condition()
         self._is_idle = False
+        self._status = _state("online")
+        self.connected = False
         self.published = 0
         self.stopping = False
 
-    @staticmethod
-    def _status(state: str) -> str:
-        return json.dumps({"state": state})
+    @property
+    def in_flight(self) -> int:
+        """Messages handed to paho and not yet acknowledged."""
+        return len(self._inflight)
 
     def start(self) -> None:
         self._client.connect_async(
@@ -75,6 +95,12 @@ class Publisher:
             self._is_idle = False
         self._events.put((_WAKE, 0))
 
+    def publish_status(self, payload: str) -> None:
+        """Retain this as the gateway's status; sent now if connected, else on connect."""
+        self._status = payload
+        if self._client.is_connected():
+            self._client.publish(status_topic(self.gateway), payload, qos=1, retain=True)
+
     # --- paho callbacks (network thread): post an event, nothing else ----------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
         if rc.is_failure:
@@ -86,10 +112,12 @@ class Publisher:
             )
             return
         log.info("connected to MQTT broker %s:%s", self._settings.host, self._settings.port)
-        client.publish(status_topic(self.gateway), self._status("online"), qos=1, retain=True)
+        self.connected = True
+        client.publish(status_topic(self.gateway), self._status, qos=1, retain=True)
         self._events.put((_CONNECTED, 0))
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        self.connected = False
         if not self.stopping:
             log.warning("disconnected from MQTT broker (%s); the outbox keeps every message", rc)
         self._events.put((_DISCONNECTED, 0))
@@ -99,6 +127,7 @@ class Publisher:
 
     # --- publisher thread ------------------------------------------------------------------
     def _run(self) -> None:
+        connected = False
         while True:
             try:
                 kind, mid = self._events.get(timeout=1.0)
@@ -107,21 +136,59 @@ class Publisher:
             if kind == _STOP:
                 return
             if kind == _CONNECTED:
-                self._connected = True
+                connected = True
+                # paho re-sends what it holds; nothing new until all of it is acknowledged
+                self._replaying = bool(self._inflight)
+                if self._replaying:
+                    log.info("re-sending %d unacknowledged messages first", len(self._inflight))
             elif kind == _DISCONNECTED:
-                self._connected = False
+                connected = False
             elif kind == _ACK:
                 # Acks of status messages match no row and are ignored.
                 row = self._inflight.pop(mid, None)
                 if row is not None:
-                    self.outbox.remove([row])
-                    self.published += 1
-            self._hand_over()
+                    self._acknowledged(row)
+                if not self._inflight:
+                    self._replaying = False
+            try:
+                self._enforce_bounds()
+                if connected and not self._replaying:
+                    self._hand_over()
+            except Exception:  # this thread must outlive a bad moment of the disk or of paho
+                log.exception("publisher: could not hand messages over; retrying")
             self._set_idle(not self._inflight and self.outbox.depth() == 0)
+
+    def _acknowledged(self, row: int) -> None:
+        try:
+            self.outbox.remove([row])
+        except Exception:
+            # The row stays and is sent again after the next start: a duplicate, not a loss.
+            log.exception("publisher: could not delete acknowledged outbox row %d", row)
+            return
+        self.published += 1
+
+    def _enforce_bounds(self) -> None:
+        now = time.monotonic()
+        if self._event_builder is None or now < self._next_enforce:
+            return
+        self._next_enforce = now + ENFORCE_EVERY_S
+        losses = self.outbox.enforce(self._event_builder, protect=set(self._inflight.values()))
+        for loss in losses:
+            log.error(
+                "outbox bound %s: dropped %d unsent messages of %s (seq %s..%s, polled %s..%s); "
+                "a data-loss event reports them to the collector",
+                loss.reason.value,
+                loss.count,
+                loss.device,
+                loss.first_seq,
+                loss.last_seq,
+                loss.first_ts.isoformat(),
+                loss.last_ts.isoformat(),
+            )
 
     def _hand_over(self) -> None:
         room = self.window - len(self._inflight)
-        if not self._connected or room <= 0:
+        if room <= 0:
             return
         for row in self.outbox.pending(after_id=self._handed_up_to, limit=room):
             info = self._client.publish(row.topic, row.payload, qos=1)
@@ -141,14 +208,18 @@ class Publisher:
         with self._idle:
             return self._idle.wait_for(lambda: self._is_idle, timeout=timeout_s)
 
-    def stop(self) -> None:
+    def stop(self, final_status: str | None = None) -> None:
         self.stopping = True
         self._events.put((_STOP, 0))
         self._thread.join(timeout=5)
         info = self._client.publish(
-            status_topic(self.gateway), self._status("offline"), qos=1, retain=True
+            status_topic(self.gateway), final_status or _state("offline"), qos=1, retain=True
         )
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
             info.wait_for_publish(timeout=2)
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def _state(state: str) -> str:
+    return json.dumps({"state": state})

@@ -105,27 +105,37 @@ def cmd_profiles_list(args: argparse.Namespace) -> None:
 
     for p in load_catalogue(args.profile_dir).values():
         flag = "" if p.verified else "  [synthetic/unverified map]"
-        print(f"{p.id:32} {p.medium:12} {p.manufacturer} {p.model}{flag}")
+        print(f"{p.id:34} {p.protocol:7} {p.medium:12} {p.manufacturer} {p.model}{flag}")
 
 
 def cmd_profiles_show(args: argparse.Namespace) -> None:
     from device_profiles import find_profile
+    from device_profiles.catalogue_doc import render_profile
 
-    p = find_profile(args.name, args.profile_dir)
-    print(f"{p.id}: {p.manufacturer} {p.model} ({p.medium}); source: {p.source}")
-    for pt in p.points():
-        print(
-            f"  {pt.quantity:28} {pt.function.value:8} {pt.address:#06x} {pt.type.value:4} "
-            f"scale {pt.scale:g} {pt.unit}"
-        )
+    print(render_profile(find_profile(args.name, args.profile_dir)), end="")
 
 
 def cmd_profiles_validate(args: argparse.Namespace) -> None:
-    from device_profiles import load_profile
+    from device_profiles import ProfileError, load_profile
 
+    failed = 0
     for f in args.files:
-        p = load_profile(f)
+        try:
+            p = load_profile(f)
+        except ProfileError as exc:
+            failed += 1
+            print(f"{f}: error: {exc.message}", file=sys.stderr)
+            continue
         print(f"{f}: ok ({p.id}, {len(p.registers)} registers)")
+    if failed:
+        raise SystemExit(f"metertrace: {failed} of {len(args.files)} profiles are invalid")
+
+
+def cmd_profiles_doc(args: argparse.Namespace) -> None:
+    from device_profiles import load_catalogue
+    from device_profiles.catalogue_doc import render_catalogue
+
+    print(render_catalogue(load_catalogue(args.profile_dir)), end="")
 
 
 def cmd_keygen(args: argparse.Namespace) -> None:
@@ -206,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, hlp in (
         ("list", cmd_profiles_list, "list known profiles"),
         ("show", cmd_profiles_show, "show one profile's registers"),
+        ("doc", cmd_profiles_doc, "print the device catalogue (docs/device-catalogue.md)"),
     ):
         pp = prof.add_parser(name, help=hlp)
         if name == "show":

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import models_json_schema
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "metertrace/v1"
@@ -46,6 +47,10 @@ def check_id(kind: str, value: str) -> str:
 
 def readings_topic(gateway: str, device: str) -> str:
     return f"{TOPIC_ROOT}/{gateway}/readings/{device}"
+
+
+def events_topic(gateway: str, device: str) -> str:
+    return f"{TOPIC_ROOT}/{gateway}/events/{device}"
 
 
 def status_topic(gateway: str) -> str:
@@ -108,6 +113,65 @@ class Message(_Strict):
         return v
 
 
+class LossReason(StrEnum):
+    MAX_BYTES = "outbox_max_bytes"  # the outbox reached outbox.max_bytes
+    MAX_AGE = "outbox_max_age"  # the messages were older than outbox.max_age_days
+    WRITE_FAILED = "outbox_write_failed"  # polls never stored (disk full): no seq was used
+
+
+class DataLoss(_Strict):
+    """Messages the gateway dropped unsent, or polls it could not store."""
+
+    reason: LossReason
+    first_seq: int | None = Field(
+        ge=1, description="first dropped sequence number; null for outbox_write_failed"
+    )
+    last_seq: int | None = Field(ge=1, description="last dropped sequence number, inclusive")
+    count: int = Field(ge=1, description="messages (or, for outbox_write_failed, polls) lost")
+    first_ts: AwareDatetime = Field(description="poll time of the oldest lost message")
+    last_ts: AwareDatetime = Field(description="poll time of the newest lost message")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataLoss:
+        if self.reason is LossReason.WRITE_FAILED:
+            if self.first_seq is not None or self.last_seq is not None:
+                raise ValueError("outbox_write_failed loses polls that never had a seq: send null")
+        elif self.first_seq is None or self.last_seq is None:
+            raise ValueError(f"{self.reason} needs first_seq and last_seq")
+        elif self.last_seq < self.first_seq:
+            raise ValueError("last_seq must be >= first_seq")
+        elif self.count > self.last_seq - self.first_seq + 1:
+            raise ValueError("count exceeds the size of the seq range")
+        if self.last_ts < self.first_ts:
+            raise ValueError("last_ts must not be before first_ts")
+        return self
+
+
+class EventMessage(_Strict):
+    """Something the gateway reports about a device besides readings (docs/wire-format.md)."""
+
+    v: Literal[1]
+    gateway: str
+    device: str
+    id: int = Field(ge=1, description="per gateway, +1 per event, survives restarts")
+    ts: AwareDatetime = Field(description="when the gateway raised the event")
+    event: Literal["data_loss"]
+    data_loss: DataLoss
+    sig: Signature
+
+    @field_validator("gateway", "device")
+    @classmethod
+    def _ids(cls, v: str) -> str:
+        return check_id("gateway/device", v)
+
+    @field_validator("ts")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        if v.utcoffset() != UTC.utcoffset(None):
+            raise ValueError("ts must be UTC (suffix Z)")
+        return v
+
+
 def canonical(body: dict[str, Any]) -> bytes:
     """The exact bytes that are hashed and signed: sorted keys, no spaces, no NaN."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
@@ -136,7 +200,17 @@ def verify_hmac(message: dict[str, Any], key: bytes) -> bool:
 
 
 def json_schema() -> dict[str, Any]:
-    schema = Message.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://metertrace.example/schemas/wire-message-v1.json"
-    return schema
+    """Both message kinds; the topic says which one a payload must be (docs/wire-format.md)."""
+    _, defs = models_json_schema(
+        [(Message, "validation"), (EventMessage, "validation")],
+        ref_template="#/$defs/{model}",
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://metertrace.example/schemas/wire-message-v1.json",
+        "title": "MeterTrace gateway message (schema version 1)",
+        "description": "a reading message on .../readings/{device}, "
+        "an event message on .../events/{device}",
+        "oneOf": [{"$ref": "#/$defs/Message"}, {"$ref": "#/$defs/EventMessage"}],
+        **defs,
+    }

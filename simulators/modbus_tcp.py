@@ -16,17 +16,42 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import SimData, SimDevice
 from pymodbus.simulator.simutils import DataType as SimType
 
-from device_profiles import Function, Kind, Point, encode, is_float
+from device_profiles import Function, Kind, Point, Profile, Ratio, encode, is_bcd, is_float
+from device_profiles.codec import encode_pattern
 
-from .scenario import MeterModel, SimServer
+from .scenario import MeterModel, SimRatios, SimServer
 
 
-def encode_point(point: Point, value: float) -> list[int]:
-    raw = (value - point.offset) / point.scale
+def encode_point(point: Point, value: float, factor: float = 1.0) -> list[int]:
+    """The registers a meter shows for value; factor is the CT/VT ratio it divides by."""
+    raw = (value / factor - point.offset) / point.scale
     if point.kind is Kind.COUNTER and not is_float(point.type):
         # a meter's integer total shows completed units only; rounding up would run ahead
         raw = math.floor(raw + 1e-9)
     return encode(raw, point.type, point.word_order, point.byte_order)
+
+
+def encode_not_available(point: Point) -> list[int]:
+    """The registers of the meter's N/A: its first sentinel, a NaN, or BCD that is no number."""
+    if point.na:
+        pattern = min(point.na)
+    elif is_float(point.type):
+        return encode(math.nan, point.type, point.word_order, point.byte_order)
+    elif is_bcd(point.type):
+        pattern = (1 << (16 * point.count)) - 1
+    else:
+        raise ValueError(
+            f"{point.quantity} ({point.type}) has no N/A value in its profile: add na: [...] to "
+            "the register or leave the quantity out of not_available"
+        )
+    return encode_pattern(pattern, point.type, point.word_order, point.byte_order)
+
+
+def transform_factor(point: Point, ratios: SimRatios) -> float:
+    factor = 1.0
+    for r in point.transform.ratios if point.transform else ():
+        factor *= ratios.ct if r is Ratio.CT else ratios.vt
+    return factor
 
 
 def _valid_ranges(points: list[Point], max_gap: int) -> list[tuple[int, int]]:
@@ -56,13 +81,20 @@ class SimulatedMeter:
     dead: bool = False  # fault injection: answer with "server device failure"
 
     def __post_init__(self) -> None:
+        profile = self.model.profile
+        if not isinstance(profile, Profile):
+            raise ValueError(f"meter {self.model.spec.id}: {profile.id} is not a Modbus profile")
+        self.profile = profile
         self._points = {
-            fc: [p for p in self.model.profile.points() if p.function is fc] for fc in Function
+            fc: [p for p in profile.read_points() if p.function is fc] for fc in Function
         }
+        for p in profile.points():
+            if p.quantity in self.model.spec.not_available:
+                encode_not_available(p)  # refuses, at start, a quantity with no N/A value
 
     def device(self) -> SimDevice:
         blocks: dict[Function, list[SimData]] = {}
-        gap = self.model.profile.modbus.max_gap
+        gap = self.profile.modbus.max_gap
         for fc, pts in self._points.items():
             blocks[fc] = [
                 SimData(a, count=b - a, values=0, datatype=SimType.REGISTERS)
@@ -88,14 +120,24 @@ class SimulatedMeter:
             return ExcCodes.ILLEGAL_FUNCTION  # meters here are read-only
         if self.dead:
             return ExcCodes.DEVICE_FAILURE
+        m = self.profile.modbus
+        if count > (1 if m.single_register_only else m.max_block):
+            return ExcCodes.ILLEGAL_VALUE  # as such meters answer a read longer than they allow
         now = time.time()
         self.served.append(ServedRead(now, self.model.spec.unit_id, fc, address, count))
         function = Function.HOLDING if fc == 3 else Function.INPUT
         for p in self._points[function]:
             if p.address < address + count and p.end > address:
-                words = encode_point(p, self.model.value(p.quantity, now))
-                registers[p.address - start : p.end - start] = words
+                registers[p.address - start : p.end - start] = self._encode(p, now)
         return None
+
+    def _encode(self, p: Point, now: float) -> list[int]:
+        spec = self.model.spec
+        if p.ratio_of is not None:
+            return encode_point(p, spec.ratios.ct if p.ratio_of is Ratio.CT else spec.ratios.vt)
+        if p.quantity in spec.not_available:
+            return encode_not_available(p)
+        return encode_point(p, self.model.value(p.quantity, now), transform_factor(p, spec.ratios))
 
 
 class ModbusTcpSimulator:

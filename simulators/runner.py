@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from .dlt645 import Dlt645Simulator
+from .modbus_rtu import ModbusRtuSimulator
 from .modbus_tcp import ModbusTcpSimulator, SimulatedMeter
 from .scenario import Scenario, build_models
 
@@ -15,7 +17,15 @@ class SimulatorSet:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.models = build_models(scenario)
-        self.servers = [ModbusTcpSimulator(s, self.models) for s in scenario.servers]
+        tcp = [s for s in scenario.servers if s.protocol == "modbus-tcp"]
+        self.servers = [ModbusTcpSimulator(s, self.models) for s in tcp]
+        self.serial_servers = [
+            ModbusRtuSimulator(s, self.models)
+            if s.protocol == "modbus-rtu"
+            else Dlt645Simulator(s, self.models)
+            for s in scenario.servers
+            if s.protocol != "modbus-tcp"
+        ]
 
     async def start(self) -> None:
         for s in self.servers:
@@ -23,10 +33,15 @@ class SimulatorSet:
             log.info(
                 "simulator %s: %d meters on %s:%d", s.spec.name, len(s.meters), s.spec.host, s.port
             )
+        for r in self.serial_servers:
+            await r.start()
+            log.info("simulator %s: %d meters on %s", r.spec.name, len(r.meters), r.path)
 
     async def stop(self) -> None:
         for s in self.servers:
             await s.stop()
+        for r in self.serial_servers:
+            await r.stop()
 
     def meter(self, meter_id: str) -> SimulatedMeter:
         for s in self.servers:
@@ -41,6 +56,8 @@ async def run(scenario: Scenario, stop: asyncio.Event, ready_file: str | None = 
     if ready_file:
         # lets a parent process wait on the file instead of guessing a delay
         with open(ready_file, "w") as f:
-            f.write("\n".join(f"{s.spec.name} {s.port}" for s in sims.servers) + "\n")
+            lines = [f"{s.spec.name} {s.port}" for s in sims.servers]
+            lines += [f"{r.spec.name} {r.path}" for r in sims.serial_servers]
+            f.write("\n".join(lines) + "\n")
     await stop.wait()
     await sims.stop()

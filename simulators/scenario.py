@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from device_profiles import Kind, Profile, find_profile, quantity
+from device_profiles import Kind, find_profile, quantity
+from device_profiles.dlt645 import AnyProfile
 from metertrace.config import ConfigPath, StrictModel
 from metertrace.timeutil import utcnow
 
@@ -49,16 +50,28 @@ class RateOf(StrictModel):
     factor: float = 1.0
 
 
+class SimRatios(StrictModel):
+    """The CT/VT ratios the meter is programmed with: it serves secondary-side values."""
+
+    ct: float = Field(1.0, gt=0)
+    vt: float = Field(1.0, gt=0)
+
+
 class SimMeter(StrictModel):
     id: str
     profile: str
     unit_id: int = Field(1, ge=1, le=247)
+    address: str | None = Field(
+        None, pattern=r"^[0-9]{12}$", description="DL/T 645 meters: 12 digits, e.g. 000000123456"
+    )
     counters: dict[str, Counter] = {}
     gauges: dict[str, float | RateOf] = {}
+    ratios: SimRatios = SimRatios()
+    not_available: list[str] = Field([], description="quantities served as the meter's N/A")
 
-    @field_validator("counters", "gauges")
+    @field_validator("counters", "gauges", "not_available")
     @classmethod
-    def _known(cls, v: dict[str, object]) -> dict[str, object]:
+    def _known(cls, v: dict[str, object] | list[str]) -> dict[str, object] | list[str]:
         for name in v:
             try:
                 quantity(name)
@@ -67,15 +80,40 @@ class SimMeter(StrictModel):
         return v
 
 
+class SimLine(StrictModel):
+    """A serial server's line. A pty ignores it, except that with wire_timing each reply waits
+    as long as the request and the reply would take on a real line at this speed."""
+
+    baudrate: int = Field(9600, ge=300, le=115200)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    wire_timing: bool = False
+
+
 class SimServer(StrictModel):
     name: str
-    protocol: Literal["modbus-tcp"] = "modbus-tcp"
+    protocol: Literal["modbus-tcp", "modbus-rtu", "dlt645"] = "modbus-tcp"
     host: str = "127.0.0.1"
-    port: int = Field(ge=0, le=65535)
+    port: int = Field(0, ge=0, le=65535, description="modbus-tcp: the TCP port (0: any free)")
+    serial_port: str | None = Field(
+        None, description="modbus-rtu, dlt645: the serial device, e.g. /dev/ttyUSB1 or a pty"
+    )
+    line: SimLine = SimLine()
     meters: list[SimMeter] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _unique_units(self) -> SimServer:
+        tcp = self.protocol == "modbus-tcp"
+        if tcp != ("port" in self.model_fields_set) or tcp == (self.serial_port is not None):
+            raise ValueError(
+                f"server {self.name}: a modbus-tcp server has a port, a modbus-rtu or dlt645 "
+                "server a serial_port (and not the other)"
+            )
+        if self.protocol == "dlt645":
+            addresses = [m.address for m in self.meters]
+            if None in addresses or len(addresses) != len(set(addresses)):
+                raise ValueError(f"server {self.name}: every dlt645 meter needs its own address")
+            return self
         units = [m.unit_id for m in self.meters]
         if len(units) != len(set(units)):
             raise ValueError(f"server {self.name}: two meters share a unit_id")
@@ -97,12 +135,14 @@ class Scenario(StrictModel):
 class MeterModel:
     """Ground truth of one meter: every profile quantity's true value at any time."""
 
-    def __init__(self, spec: SimMeter, profile: Profile, epoch: float) -> None:
+    def __init__(self, spec: SimMeter, profile: AnyProfile, epoch: float) -> None:
         self.spec, self.profile, self.epoch = spec, profile, epoch
         mapped = {p.quantity for p in profile.points()}
-        for name in [*spec.counters, *spec.gauges]:
+        for name in [*spec.counters, *spec.gauges, *spec.not_available]:
             if name not in mapped:
                 raise ValueError(f"meter {spec.id}: profile {profile.id} does not map {name}")
+            if name in spec.not_available and (name in spec.counters or name in spec.gauges):
+                raise ValueError(f"meter {spec.id}: {name} is not_available and has a value")
         for name in spec.counters:
             if quantity(name).kind is not Kind.COUNTER:
                 raise ValueError(f"meter {spec.id}: {name} is a gauge; list it under gauges")
@@ -112,6 +152,8 @@ class MeterModel:
 
     def value(self, name: str, t: float) -> float:
         """The true value at unix time t; quantities the scenario leaves out read 0."""
+        if name in self.spec.not_available:
+            raise ValueError(f"meter {self.spec.id}: {name} is not available; it has no value")
         dt = t - self.epoch
         if (c := self.spec.counters.get(name)) is not None:
             return c.initial + c.rate.integral(dt)

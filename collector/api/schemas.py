@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Device(BaseModel):
@@ -36,6 +36,8 @@ class Health(BaseModel):
     readings: int
     duplicates: int
     quarantined: dict[str, int]
+    events: int = Field(description="events received from gateways (e.g. data-loss reports)")
+    reported_lost: int = Field(description="messages or polls the gateways report as dropped")
 
 
 class Quarantined(BaseModel):
@@ -45,3 +47,31 @@ class Quarantined(BaseModel):
     reason: str
     detail: str
     payload_preview: str
+
+
+class Event(BaseModel):
+    """A gateway's event; data_loss: messages it dropped unsent (outbox bound) or polls it
+    could not store (first_seq/last_seq null)."""
+
+    gateway: str
+    id: int
+    device: str
+    ts: datetime
+    received_at: datetime
+    event: str
+    reason: str
+    first_seq: int | None
+    last_seq: int | None
+    count: int
+    first_ts: datetime
+    last_ts: datetime
+
+
+class Gap(BaseModel):
+    first_seq: int
+    last_seq: int
+    count: int
+    explained_by: list[int] = Field(
+        description="ids of the data-loss events that report these numbers as dropped; "
+        "empty: an unexplained gap"
+    )

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from ..domain.ingest import Accepted
+from ..domain.ingest import Accepted, AcceptedEvent
 
 
 class Outcome(StrEnum):
@@ -50,12 +50,32 @@ class QuarantineRow:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """A gateway's event; for data_loss, the messages it says it dropped unsent."""
+
+    gateway: str
+    id: int
+    device: str
+    ts: datetime
+    received_at: datetime
+    event: str
+    reason: str
+    first_seq: int | None
+    last_seq: int | None
+    count: int
+    first_ts: datetime
+    last_ts: datetime
+
+
 @dataclass
 class Stats:
     messages: int = 0
     readings: int = 0
     duplicates: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
+    events: int = 0
+    reported_lost: int = 0  # messages and polls the gateways say they dropped
 
 
 class Store(Protocol):
@@ -65,6 +85,10 @@ class Store(Protocol):
 
     def ingest(self, batch: Sequence[Accepted]) -> list[Outcome]:
         """Store a batch atomically; idempotent on (device, seq)."""
+        ...
+
+    def ingest_events(self, batch: Sequence[AcceptedEvent]) -> list[Outcome]:
+        """Store events atomically; idempotent on (gateway, event id)."""
         ...
 
     def quarantine(self, topic: str, payload: bytes, reason: str, detail: str) -> None: ...
@@ -84,6 +108,14 @@ class Store(Protocol):
     def latest(self, device: str) -> list[ReadingRow]: ...
 
     def quarantined(self, limit: int = 100) -> list[QuarantineRow]: ...
+
+    def events(self, *, device: str | None = None, limit: int = 1000) -> list[EventRow]:
+        """Events, oldest first."""
+        ...
+
+    def seq_runs(self, device: str) -> list[tuple[int, int]]:
+        """The stored sequence numbers of a device as (first, last) runs without a gap."""
+        ...
 
     def stats(self) -> Stats: ...
 

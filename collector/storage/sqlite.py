@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from metertrace.timeutil import parse_utc, to_wire, utcnow
 
-from ..domain.ingest import Accepted
-from .port import DeviceRow, Outcome, QuarantineRow, ReadingRow, Stats
+from ..domain.ingest import Accepted, AcceptedEvent
+from .port import DeviceRow, EventRow, Outcome, QuarantineRow, ReadingRow, Stats
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -57,6 +57,24 @@ CREATE TABLE IF NOT EXISTS quarantine (
     detail TEXT NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    gateway TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    event TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    first_seq INTEGER,
+    last_seq INTEGER,
+    count INTEGER NOT NULL,
+    first_ts TEXT NOT NULL,
+    last_ts TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (gateway, id)
+);
+CREATE INDEX IF NOT EXISTS events_by_device ON events (device, first_seq);
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -105,13 +123,18 @@ class SqliteStore:
 
     # --- ingest ---------------------------------------------------------------------------
     def ingest(self, batch: Sequence[Accepted]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
         now = to_wire(utcnow())
+        return self._in_transaction(lambda: [self._ingest_one(a, now) for a in batch])
+
+    def ingest_events(self, batch: Sequence[AcceptedEvent]) -> list[Outcome]:
+        now = to_wire(utcnow())
+        return self._in_transaction(lambda: [self._event_one(e, now) for e in batch])
+
+    def _in_transaction(self, work: Callable[[], list[Outcome]]) -> list[Outcome]:
         with self._wlock:
             self._w.execute("BEGIN IMMEDIATE")
             try:
-                for a in batch:
-                    outcomes.append(self._ingest_one(a, now))
+                outcomes = work()
                 dups = outcomes.count(Outcome.DUPLICATE)
                 if dups:
                     self._w.execute(
@@ -124,6 +147,36 @@ class SqliteStore:
                 self._w.execute("ROLLBACK")
                 raise
         return outcomes
+
+    def _event_one(self, a: AcceptedEvent, now: str) -> Outcome:
+        e, loss = a.event, a.event.data_loss
+        cur = self._w.execute(
+            "INSERT INTO events (gateway, id, device, ts, received_at, event, reason, first_seq, "
+            "last_seq, count, first_ts, last_ts, hash, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(gateway, id) DO NOTHING",
+            (
+                e.gateway,
+                e.id,
+                e.device,
+                to_wire(e.ts),
+                now,
+                e.event,
+                loss.reason.value,
+                loss.first_seq,
+                loss.last_seq,
+                loss.count,
+                to_wire(loss.first_ts),
+                to_wire(loss.last_ts),
+                a.hash,
+                a.payload,
+            ),
+        )
+        if cur.rowcount == 0:
+            row = self._w.execute(
+                "SELECT hash FROM events WHERE gateway = ? AND id = ?", (e.gateway, e.id)
+            ).fetchone()
+            return Outcome.DUPLICATE if row[0] == a.hash else Outcome.CONFLICT
+        return Outcome.STORED
 
     def _ingest_one(self, a: Accepted, now: str) -> Outcome:
         m = a.message
@@ -228,15 +281,61 @@ class SqliteStore:
         )
         return [QuarantineRow(r[0], parse_utc(r[1]), r[2], r[3], r[4], bytes(r[5])) for r in rows]
 
+    def events(self, *, device: str | None = None, limit: int = 1000) -> list[EventRow]:
+        sql = (
+            "SELECT gateway, id, device, ts, received_at, event, reason, first_seq, last_seq, "
+            "count, first_ts, last_ts FROM events"
+        )
+        args: list[object] = []
+        if device:
+            sql += " WHERE device = ?"
+            args.append(device)
+        sql += " ORDER BY ts, gateway, id LIMIT ?"
+        args.append(limit)
+        return [
+            EventRow(
+                gateway=r[0],
+                id=int(r[1]),
+                device=r[2],
+                ts=parse_utc(r[3]),
+                received_at=parse_utc(r[4]),
+                event=r[5],
+                reason=r[6],
+                first_seq=r[7],
+                last_seq=r[8],
+                count=int(r[9]),
+                first_ts=parse_utc(r[10]),
+                last_ts=parse_utc(r[11]),
+            )
+            for r in self._r().execute(sql, args).fetchall()
+        ]
+
+    def seq_runs(self, device: str) -> list[tuple[int, int]]:
+        # gaps and islands: within a run, seq - rank is constant
+        rows = (
+            self._r()
+            .execute(
+                "SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER "
+                "(ORDER BY seq) AS island FROM messages WHERE device = ?) "
+                "GROUP BY island ORDER BY 1",
+                (device,),
+            )
+            .fetchall()
+        )
+        return [(int(a), int(b)) for a, b in rows]
+
     def stats(self) -> Stats:
         db = self._r()
         q = dict(db.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall())
         dup = db.execute("SELECT value FROM counters WHERE name = 'duplicates'").fetchone()
+        events, lost = db.execute("SELECT count(*), coalesce(sum(count), 0) FROM events").fetchone()
         return Stats(
             messages=db.execute("SELECT count(*) FROM messages").fetchone()[0],
             readings=db.execute("SELECT count(*) FROM readings").fetchone()[0],
             duplicates=dup[0] if dup else 0,
             quarantined=q,
+            events=events,
+            reported_lost=lost,
         )
 
     def close(self) -> None:

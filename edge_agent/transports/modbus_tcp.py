@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -11,10 +13,11 @@ from pymodbus.exceptions import ModbusException
 from device_profiles import Function
 
 from ..errors import CommError
+from . import NoAnswer
 
 log = logging.getLogger(__name__)
 
-_EXCEPTION_NAMES = {
+MODBUS_EXCEPTIONS = {
     1: "illegal function",
     2: "illegal data address",
     3: "illegal data value",
@@ -23,6 +26,14 @@ _EXCEPTION_NAMES = {
     10: "gateway path unavailable",
     11: "gateway target device failed to respond",
 }
+
+
+def exception_error(device: str, what: str, code: int) -> CommError:
+    """A Modbus exception reply as an error; 10 and 11 mean the device itself is silent."""
+    detail = f"Modbus exception {code} ({MODBUS_EXCEPTIONS.get(code, 'unknown')})"
+    if code in (10, 11):
+        return NoAnswer(device, what, f"{detail}: check the unit id and the device's wiring")
+    return CommError(device, what, detail)
 
 
 class TcpConnection:
@@ -40,7 +51,7 @@ class TcpConnection:
         async with self._lock:
             try:
                 if not self._client.connected and not await self._client.connect():
-                    raise CommError(device, what, "connection refused or unreachable")
+                    raise NoAnswer(device, what, "connection refused or unreachable")
                 if function is Function.HOLDING:
                     rr = await self._client.read_holding_registers(
                         address, count=count, device_id=unit_id
@@ -51,14 +62,12 @@ class TcpConnection:
                     )
             except ModbusException as exc:
                 self._client.close()
-                raise CommError(device, what, f"no answer ({exc})") from exc
+                raise NoAnswer(device, what, f"no answer ({exc})") from exc
             except OSError as exc:
                 self._client.close()
-                raise CommError(device, what, f"socket error ({exc})") from exc
+                raise NoAnswer(device, what, f"socket error ({exc})") from exc
         if rr.isError():
-            code = getattr(rr, "exception_code", 0)
-            name = _EXCEPTION_NAMES.get(code, "unknown")
-            raise CommError(device, what, f"Modbus exception {code} ({name})")
+            raise exception_error(device, what, getattr(rr, "exception_code", 0))
         words = list(rr.registers)
         if len(words) != count:
             raise CommError(device, what, f"answer has {len(words)} registers")
@@ -73,6 +82,11 @@ class ModbusTcpReader:
 
     def __init__(self, device: str, connection: TcpConnection, unit_id: int) -> None:
         self.device, self.connection, self.unit_id = device, connection, unit_id
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        # TCP devices are polled concurrently; the connection orders requests itself
+        yield
 
     async def read(self, function: Function, address: int, count: int) -> list[int]:
         return await self.connection.read(self.device, self.unit_id, function, address, count)

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from device_profiles import ProfileError, load_catalogue, load_profile
+from device_profiles import Profile, ProfileError, load_catalogue, load_profile
 from device_profiles.loader import PACKAGE_DIR
 
 pytestmark = pytest.mark.unit
@@ -129,3 +129,162 @@ def test_not_yaml(tmp_path):
     p.write_text("id: [unclosed")
     with pytest.raises(ProfileError, match="not valid YAML"):
         load_profile(p)
+
+
+def _reg(**kw):
+    return {"quantity": "energy.active.import", "address": 0, "unit": "kWh", **kw}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_with(registers=[_reg(na=["nan"])]), "registers[0].na: 'nan' needs a float type"),
+        (_with(registers=[_reg(type="f32", na=["max"])]), "has no meaning for f32; use 'nan'"),
+        (_with(registers=[_reg(na=["min"])]), "'min' has no meaning for u16; it is unsigned"),
+        (_with(registers=[_reg(na=[0x10000])]), "registers[0].na: 0x10000 does not fit u16"),
+        (_with(registers=[_reg(na=[-1])]), "write the raw bit pattern"),
+        (_with(registers=[_reg(na=[".nan"])]), "registers[0].na"),
+        (_with(registers=[_reg(valid_range=[5, 1])]), "valid_range: write [min, max]"),
+        (
+            _with(registers=[{"quantity": "frequency", "address": 0, "unit": "Hz", "wrap": 10}]),
+            "wrap: frequency is a gauge",
+        ),
+        (_with(registers=[_reg(wrap=70000)]), "registers[0].wrap: u16 × scale 1 never reaches"),
+        (_with(registers=[_reg(scale=-0.01)]), "a counter's scale must be positive"),
+        (_with(registers=[_reg(transform="ct_pt")]), "registers[0].transform"),
+        (
+            _with(
+                medium="gas",
+                registers=[
+                    {
+                        "quantity": "pressure.gas",
+                        "address": 0,
+                        "unit": "kPa",
+                        "transform": "vt",
+                    }
+                ],
+            ),
+            "CT/VT ratios do not apply",
+        ),
+        (
+            _with(modbus={"single_register_only": True, "max_gap": 4}),
+            "modbus: max_gap: single_register_only reads one register per request; remove max_gap",
+        ),
+        (
+            _with(modbus={"max_block": 2}, registers=[_reg(type="u64")]),
+            "raise max_block or set modbus.single_register_only: true",
+        ),
+        (
+            _with(ratios={"ct": {"address": 0}}, registers=[_reg(type="u32")]),
+            "overlap ratio.ct at 0",
+        ),
+        (_with(ratios={"ct": {"address": 9, "scale": 0}}), "ratios.ct.scale"),
+        (_with(ratios={"pt": {"address": 9}}), "ratios.pt: unknown key"),
+    ],
+)
+def test_feature_errors_name_the_field_and_fix(tmp_path, data, message):
+    with pytest.raises(ProfileError) as err:
+        load_profile(write(tmp_path, data))
+    assert str(err.value).startswith("acme-m1.yaml: ")
+    assert message in str(err.value)
+
+
+def test_sentinels_resolve_to_bit_patterns(tmp_path):
+    p = load_profile(
+        write(tmp_path, _with(registers=[_reg(type="i64", na=["min", "max", 0xFFFFFFFFFFFFFFFF])]))
+    )
+    (pt,) = p.points()
+    assert pt.na == {2**63, 2**63 - 1, 2**64 - 1}
+
+
+@pytest.mark.parametrize(
+    ("reg", "wrap"),
+    [
+        (_reg(type="u32", scale=0.01), 2**32 * 0.01),  # default: (type max + 1) × scale
+        (_reg(type="i32", scale=0.1), 2**31 * 0.1),  # a signed total turns negative at 2^31
+        (_reg(type="bcd48", scale=0.0001), 1e8),  # 12 decimal digits
+        (_reg(type="u32", scale=0.01, wrap=1_000_000), 1_000_000),  # display maximum 999999.99
+        (_reg(type="f32"), None),  # a float total does not roll over by itself
+    ],
+)
+def test_counter_wrap(tmp_path, reg, wrap):
+    (pt,) = load_profile(write(tmp_path, _with(registers=[reg]))).points()
+    assert pt.wrap == (pytest.approx(wrap) if wrap else None)
+
+
+def test_ratio_sources():
+    cat = load_catalogue()
+    dtsu, acrel = cat["chint-dtsu666"], cat["acrel-dtsd1352"]
+    assert dtsu.ratios_from_config() == set()  # IrAt and UrAt are read from the meter
+    assert [(p.ratio_of, p.address, p.scale) for p in dtsu.ratio_points()] == [
+        ("ct", 0x0006, 1.0),
+        ("vt", 0x0007, 0.1),
+    ]
+    assert {r.value for r in acrel.ratios_from_config()} == {"ct", "vt"}
+
+
+def test_catalogue_has_the_issue_meters():
+    assert {
+        "eastron-sdm630",
+        "chint-dtsu666",
+        "acrel-dtsd1352",
+        "acrel-adw300",
+        "schneider-pm5xxx",
+        "carlogavazzi-em24",
+        "janitza-umg96rm-e",
+        "fuxin-gas-flow-computer",
+        "synthetic-gas-converter",
+        "synthetic-steam-vortex",
+        "synthetic-single-register-meter",
+    } <= set(load_catalogue())
+
+
+MODBUS_PROFILES = [p for p in load_catalogue().values() if isinstance(p, Profile)]
+
+
+@pytest.mark.parametrize("profile", MODBUS_PROFILES, ids=lambda p: p.id)
+def test_unverified_or_synthetic_maps_say_so(profile):
+    text = f"{profile.source} {profile.notes}".lower()
+    if "[unverified]" in text or "synthetic" in text:
+        assert profile.verified is False, "a map built on unverified or synthetic facts"
+    assert profile.source and profile.manufacturer.lower() not in ("", "todo")
+
+
+def test_pm5xxx_uses_wire_addresses():
+    pm = load_catalogue()["schneider-pm5xxx"]
+    points = {p.quantity: p for p in pm.points()}
+    assert points["energy.active.import"].address == 3204 - 1  # documented register 3204
+    assert "number − 1" in pm.notes
+
+
+def test_published_device_catalogue_is_current():
+    from device_profiles.catalogue_doc import render_catalogue
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "device-catalogue.md"
+    assert path.read_text(encoding="utf-8") == render_catalogue(load_catalogue()), (
+        "docs/device-catalogue.md is stale: metertrace profiles doc > docs/device-catalogue.md"
+    )
+
+
+def test_cli_validate_reports_every_bad_file_and_fails(tmp_path, capsys):
+    from metertrace.cli import main
+
+    good = write(tmp_path, BASE)
+    bad = write(tmp_path, _with(id="acme-m2", registers=[_reg(valid_range=[2, 1])]), "acme-m2")
+    with pytest.raises(SystemExit) as exit_:
+        main(["profiles", "validate", str(good), str(bad)])
+    out, err = capsys.readouterr()
+    assert "acme-m1.yaml: ok (acme-m1, 1 registers)" in out
+    assert "acme-m2.yaml: error: registers[0]: valid_range: write [min, max]" in err
+    assert "1 of 2 profiles are invalid" in str(exit_.value.code)
+
+
+def test_cli_show_and_doc(capsys):
+    from metertrace.cli import main
+
+    main(["profiles", "show", "schneider-pm5xxx"])
+    out = capsys.readouterr().out
+    assert "| `energy.active.import` | kWh | counter | 03 | 0x0c83 (3203) | i64" in out
+    assert "N/A 0x8000000000000000, 0xffffffffffffffff" in out
+    main(["profiles", "doc"])
+    assert capsys.readouterr().out.startswith("# Device catalogue")
