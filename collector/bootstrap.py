@@ -12,11 +12,11 @@ from metertrace.config import ConfigError
 from metertrace.keys import read_key
 
 from .api.app import create_app
+from .api.auth import Authenticator
 from .api.deps import Services
 from .config import CollectorConfig
 from .domain.ingest import GatewayKey
 from .mqtt_consumer import MqttConsumer
-from .api.auth import Authenticator
 from .storage.registry_sqlite import SqliteRegistry
 from .storage.sqlite import SqliteStore
 

@@ -100,6 +100,6 @@ def test_replacement_over_http(client):
 
 
 def test_open_api_only_on_loopback():
-    with pytest.raises(ValueError, match="add api.keys"):
+    with pytest.raises(ValueError, match=r"add api\.keys"):
         ApiSettings(host="0.0.0.0")
     assert ApiSettings(host="127.0.0.1").keys == []
