@@ -114,13 +114,18 @@ def make_readings(
     t = t0 + np.arange(n, dtype=np.float64) * POLL_S
     t += rng.uniform(-0.4, 0.4, n)
     rate = {"electricity": 0.05, "gas": 0.01, "steam": 0.0005}[medium]  # per second
+    if meter.startswith("M"):
+        rate *= 3  # a main meter reads its two sub-meters and more
     v = rng.random(n)
     v *= 2 * rate * POLL_S
     np.cumsum(v, out=v)
     v += 1000.0
     q = np.zeros(n, dtype=np.uint8)
     events: list[CounterEvent] = []
-    at = lambda i: datetime.fromtimestamp(float(t[i]), UTC)  # noqa: E731
+
+    def at(i: int) -> datetime:
+        return datetime.fromtimestamp(float(t[i]), UTC)
+
     if fault == "comm":  # 0.1 % failed reads
         bad = rng.choice(n, n // 1000, replace=False)
         q[bad] = COMM

@@ -55,6 +55,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0.0,
         help="delay of every meter answer; 0 = as fast as the simulator can answer (capacity)",
     )
+    p.add_argument(
+        "--signing",
+        choices=["ed25519", "hmac-sha256"],
+        default="ed25519",
+        help="the agent's message signature (ed25519 is its default)",
+    )
     p.add_argument("--rss-seconds", type=float, default=20.0, help="0 skips the RSS run")
     p.add_argument("--rss-interval", type=float, default=1.0, help="poll interval in the RSS run")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/modbus_tcp.json"))
@@ -146,14 +152,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(tmp_name)
         broker = start_broker(tmp)
         try:
-            key = tmp / "gw-bench.key"
-            create_key(key)
+            if args.signing == "hmac-sha256":
+                key = tmp / "gw-bench.key"
+                create_key(key)
+            else:
+                key = tmp / "gw-bench.pem"  # the first agent creates it, like on a new gateway
 
             def write_config(name: str, interval_s: float) -> AgentConfig:
                 path = tmp / f"{name}.yaml"
                 data = gateway_config(
                     plant,
                     sims.ports,
+                    signing=args.signing,
                     key_file=key,
                     state_dir=tmp / name,
                     mqtt_port=broker.port,
@@ -201,6 +211,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cycles": args.cycles,
             "repeat": args.repeat,
             "latency_ms": args.latency_ms,
+            "signing": args.signing,
         },
         **run(args),
     }

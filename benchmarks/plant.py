@@ -157,6 +157,7 @@ def gateway_config(
     plant: dict[str, list[Meter]],
     ports: dict[str, int],
     *,
+    signing: str,
     key_file: Path,
     state_dir: Path,
     mqtt_port: int,
@@ -166,7 +167,7 @@ def gateway_config(
     return {
         "gateway": {"id": "gw-bench", "site": "benchmark"},
         "state_dir": str(state_dir),
-        "signing": {"key_file": str(key_file)},
+        "signing": {"alg": signing, "key_file": str(key_file)},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "client_id": f"bench-{state_dir.name}"},
         "devices": [
             {

@@ -13,7 +13,8 @@ def render(result: dict[str, Any], *, ratio_goal: float, rss_goal_mb: float) -> 
     out = [
         f"Modbus TCP benchmark: {s['devices']} devices behind {s['gateways']} gateways "
         f"(up to {s['per_gateway']} unit ids each), {s['cycles']} timed cycles, "
-        f"{s['repeat']} rounds, meter answer delay {s['latency_ms']:g} ms",
+        f"{s['repeat']} rounds, meter answer delay {s['latency_ms']:g} ms, {s['signing']} "
+        "signatures",
         f"machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, pymodbus {m['pymodbus']}",
         f"code: {m['commit']}",
         "",

@@ -21,7 +21,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from device_profiles import Function
-from edge_agent.config import AgentConfig
+from edge_agent.config import AgentConfig, ModbusTcpTransport
 from edge_agent.planning import ReadBlock, plan_reads
 from edge_agent.poller import DevicePoller
 from edge_agent.runner import Agent, build_pollers
@@ -85,10 +85,13 @@ def _plans(config: AgentConfig) -> dict[tuple[str, int], list[tuple[int, list[Re
     """Gateway address -> (unit id, the agent's read plan) of each device behind it."""
     out: dict[tuple[str, int], list[tuple[int, list[ReadBlock]]]] = {}
     for d in config.devices:
+        t = d.transport
+        if not isinstance(t, ModbusTcpTransport):
+            raise ValueError(f"device {d.id}: transport {t.type}; this benchmark is Modbus TCP")
         profile = modbus_profile(d.profile, config.profile_dirs)
         m = profile.modbus
         plan = plan_reads(profile.points(), max_block=m.max_block, max_gap=m.max_gap)
-        out.setdefault((d.transport.host, d.transport.port), []).append((d.transport.unit_id, plan))
+        out.setdefault((t.host, t.port), []).append((t.unit_id, plan))
     return out
 
 

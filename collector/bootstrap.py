@@ -9,16 +9,16 @@ from fastapi import FastAPI
 
 from device_profiles import find_profile
 from metertrace.config import ConfigError
-from metertrace.keys import read_key
+from metertrace.signing import SigningKeyError
 
 from .api.app import create_app
 from .api.auth import Authenticator
 from .api.deps import Services
 from .config import CollectorConfig
-from .domain.ingest import GatewayKey
 from .mqtt_consumer import MqttConsumer
 from .storage.registry_sqlite import SqliteRegistry
 from .storage.sqlite import SqliteStore
+from .trust import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +33,24 @@ class Collector:
 
 def bootstrap(config: CollectorConfig) -> Collector:
     store = SqliteStore(config.database.path)
-    registry: dict[str, GatewayKey] = {}
+    registry = SqliteRegistry(config.database.path)
     for i, gw in enumerate(config.gateways):
         for j, d in enumerate(gw.devices):
             try:
                 find_profile(d.profile)
             except ValueError as exc:
                 raise ConfigError(f"gateways[{i}].devices[{j}].profile: {exc}") from None
-        registry[gw.id] = GatewayKey(read_key(gw.key_file), frozenset(d.id for d in gw.devices))
         store.register_gateway(gw.id, key_id=gw.id)
         for d in gw.devices:
             store.register_device(d.id, gw.id, d.profile)
-    consumer = MqttConsumer(config.mqtt, store, registry)
+    try:
+        ring = KeyRing(config, registry)
+    except SigningKeyError as exc:
+        raise ConfigError(f"gateways[].public_key_file: {exc}") from None
+    consumer = MqttConsumer(config.mqtt, store, ring)
     app = create_app(
         Services(store=store, mqtt_connected=lambda: consumer.connected),
-        registry=SqliteRegistry(config.database.path),
+        registry=registry,
         auth=Authenticator(config.api.keys),
         on_start=consumer.start,
         on_stop=consumer.stop,

@@ -24,13 +24,25 @@ class DeviceEntry(StrictModel):
 
 class GatewayEntry(StrictModel):
     id: str
-    key_file: ConfigPath = Field(description="the gateway's HMAC key (same file as the agent's)")
+    public_key_file: ConfigPath | None = Field(
+        None, description="the gateway's Ed25519 public key (PEM); or enrol it later with "
+        "metertrace gateway enrol"
+    )
+    key_file: ConfigPath | None = Field(
+        None, description="an HMAC key shared with the gateway (signing.alg hmac-sha256)"
+    )
     devices: list[DeviceEntry] = []
 
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
         return check_id("gateway", v)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> GatewayEntry:
+        if self.public_key_file and self.key_file:
+            raise ValueError("give public_key_file (Ed25519) or key_file (HMAC), not both")
+        return self
 
 
 class DatabaseSettings(StrictModel):

@@ -22,8 +22,9 @@ from metertrace.config import mqtt_protocol
 from metertrace.wire import TOPIC_ROOT
 
 from .config import CollectorMqtt
-from .domain.ingest import Accepted, AcceptedEvent, GatewayKey, Reason, Rejected, judge
+from .domain.ingest import Accepted, AcceptedEvent, Reason, Rejected, judge
 from .storage.port import Outcome, Store
+from .trust import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,11 @@ class MqttConsumer:
         self,
         settings: CollectorMqtt,
         store: Store,
-        registry: dict[str, GatewayKey],
+        ring: KeyRing,
         *,
         batch_size: int = 500,
     ) -> None:
-        self.settings, self.store, self.registry = settings, store, registry
+        self.settings, self.store, self.ring = settings, store, ring
         self.batch_size = batch_size
         self.connected = False
         self._queue: queue.Queue[_Incoming] = queue.Queue()
@@ -143,12 +144,23 @@ class MqttConsumer:
                 if item.qos > 0:
                     self._client.ack(item.mid, item.qos)
 
+    def _judge(self, item: _Incoming) -> Accepted | AcceptedEvent:
+        try:
+            return judge(item.topic, item.payload, self.ring.current())
+        except Rejected as rej:
+            # a key or device registered since the ring was loaded: look once more
+            retry = rej.reason in (Reason.UNKNOWN_KEY, Reason.UNKNOWN_DEVICE,
+                                   Reason.UNKNOWN_GATEWAY)
+            if retry and self.ring.reload():
+                return judge(item.topic, item.payload, self.ring.current())
+            raise
+
     def _process(self, batch: list[_Incoming]) -> None:
         accepted: list[tuple[_Incoming, Accepted]] = []
         events: list[tuple[_Incoming, AcceptedEvent]] = []
         for item in batch:
             try:
-                judged = judge(item.topic, item.payload, self.registry)
+                judged = self._judge(item)
                 if isinstance(judged, AcceptedEvent):
                     events.append((item, judged))
                 else:

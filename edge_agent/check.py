@@ -8,12 +8,15 @@ quality. Returns False, and the command exits non-zero, if any device or check f
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from device_profiles import ProfileError, find_profile
 from metertrace.keys import KeyFileError, read_key
+from metertrace.signing import SigningKeyError, load_or_create_ed25519
 from metertrace.wire import Quality
 
 from .config import AgentConfig, DeviceSettings
@@ -39,9 +42,15 @@ class DeviceResult:
 def config_problems(config: AgentConfig) -> tuple[list[str], list[DeviceSettings]]:
     """Problems named by their YAML path with the fix, and the devices that can be polled."""
     problems: list[str] = []
+    key_file = config.signing.key_file
     try:
-        read_key(config.signing.key_file)
-    except KeyFileError as exc:
+        if config.signing.alg == "hmac-sha256":
+            read_key(key_file)
+        elif key_file.exists():
+            load_or_create_ed25519(config.gateway.id, key_file)
+        elif not os.access(key_file.parent if key_file.parent.exists() else Path("."), os.W_OK):
+            problems.append(f"signing.key_file: {key_file} is missing and cannot be created here")
+    except (KeyFileError, SigningKeyError) as exc:
         problems.append(f"signing.key_file: {exc}")
     usable = []
     for i, d in enumerate(config.devices):

@@ -22,7 +22,14 @@ class GatewaySettings(StrictModel):
 
 
 class SigningSettings(StrictModel):
-    key_file: ConfigPath = Field(description="hex HMAC key shared with the collector")
+    alg: Literal["ed25519", "hmac-sha256"] = Field(
+        "ed25519", description="ed25519: a key pair only this gateway holds; hmac: a shared key"
+    )
+    key_file: ConfigPath = Field(
+        description="ed25519: private key PEM, created on first start (its public key is "
+        "written beside it as .pub.pem for enrolment); hmac-sha256: hex key shared with the "
+        "collector (metertrace keygen)"
+    )
 
 
 # --- transports ---------------------------------------------------------------------------

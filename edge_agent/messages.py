@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from metertrace.signing import Signer
 from metertrace.timeutil import to_wire, utcnow
 from metertrace.wire import (
     SCHEMA_VERSION,
@@ -13,7 +14,7 @@ from metertrace.wire import (
     events_topic,
     message_hash,
     readings_topic,
-    sign_hmac,
+    sign,
 )
 
 from .retention import Loss
@@ -24,8 +25,8 @@ def _encode(msg: dict[str, Any]) -> bytes:
 
 
 class MessageSigner:
-    def __init__(self, gateway: str, key: bytes) -> None:
-        self.gateway, self._key = gateway, key
+    def __init__(self, gateway: str, signer: Signer) -> None:
+        self.gateway, self._signer = gateway, signer
 
     def reading(
         self, device: str, ts: datetime, readings: list[dict[str, Any]], seq: int, prev: str
@@ -40,7 +41,7 @@ class MessageSigner:
             "readings": readings,
             "prev": prev,
         }
-        msg = sign_hmac(body, self._key, kid=self.gateway)
+        msg = sign(body, self._signer)
         return readings_topic(self.gateway, device), _encode(msg), message_hash(msg)
 
     def data_loss(self, event_id: int, loss: Loss) -> tuple[str, bytes]:
@@ -61,6 +62,6 @@ class MessageSigner:
                 "last_ts": to_wire(loss.last_ts),
             },
         }
-        msg = sign_hmac(body, self._key, kid=self.gateway)
+        msg = sign(body, self._signer)
         EventMessage.model_validate(msg)
         return events_topic(self.gateway, loss.device), _encode(msg)

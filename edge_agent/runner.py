@@ -16,7 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from device_profiles import find_profile
 from device_profiles.dlt645 import AnyProfile
-from metertrace.keys import read_key
+from metertrace.signing import gateway_signer
 from metertrace.timeutil import to_wire, utcnow
 
 from .backoff import Backoff
@@ -82,7 +82,12 @@ class Agent:
         self.config = config
         self.cycles = cycles
         self.gateway = config.gateway.id
-        self.signer = MessageSigner(self.gateway, read_key(config.signing.key_file))
+        signer, hint = gateway_signer(
+            self.gateway, config.signing.alg, config.signing.key_file
+        )
+        if hint:
+            log.warning("%s", hint)
+        self.signer = MessageSigner(self.gateway, signer)
         # pymodbus clients bind to the running loop, so pollers are built inside run()
         self.pollers: list[DevicePoller] = []
         self._transports: TransportFactory | None = None
@@ -177,7 +182,11 @@ class Agent:
         """Publish the retained status on every change, and at least every interval."""
         while not ending.is_set():
             try:
-                key = change_key(self._device_reports(), self.outbox.stats())
+                # a reconnect counts as a change: the snapshot sent at connect may be stale
+                key = (
+                    change_key(self._device_reports(), self.outbox.stats()),
+                    self.publisher.connected,
+                )
                 now = time.monotonic()
                 if schedule.due(now, key):
                     self.publisher.publish_status(encode_status(self.status()))

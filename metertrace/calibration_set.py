@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .corrections import Correction, apply
-from .wire import TOPIC_ROOT, canonical
+from .wire import TOPIC_ROOT
 
 
 class CalStatus(StrEnum):
@@ -48,10 +48,6 @@ class CalibrationSet(_Strict):
 
 def calibration_topic(gateway: str) -> str:
     return f"{TOPIC_ROOT}/{gateway}/calibration"
-
-
-def signing_bytes(message: dict[str, Any]) -> bytes:
-    return canonical({k: v for k, v in message.items() if k != "sig"})
 
 
 def stamp(

@@ -24,10 +24,10 @@ from typing import Any
 import yaml
 
 from .broker import BrokerKind, BrokerUnavailable, plan_broker
-from .keys import create_key
+from .signing import create_gateway_key
 
 HOST = "127.0.0.1"
-KEY_FILE = "keys/gw-demo.key"
+KEY_FILE = "keys/gw-demo.pem"
 REFRESH_S = 2.0
 STOP_TIMEOUT_S = 10.0
 CLEAR_SCREEN = "\x1b[2J\x1b[H"
@@ -144,7 +144,7 @@ def write_configs(
     for name, data in configs.items():
         dump_yaml(workdir / name, data)
     if not (workdir / KEY_FILE).exists():
-        create_key(workdir / KEY_FILE)
+        create_gateway_key("gw-demo", workdir / KEY_FILE)
 
 
 # --- processes -----------------------------------------------------------------------------

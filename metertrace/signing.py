@@ -30,8 +30,11 @@ class SigningKeyError(ValueError):
 
 
 class Signer(Protocol):
-    alg: str
-    kid: str
+    @property
+    def alg(self) -> str: ...
+
+    @property
+    def kid(self) -> str: ...
 
     def sign(self, data: bytes) -> str: ...
 
@@ -100,6 +103,39 @@ def load_or_create_ed25519(gateway: str, path: Path) -> tuple[Ed25519Signer, boo
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     return Ed25519Signer(gateway, key), True
+
+
+def public_key_path(private: Path) -> Path:
+    return private.with_name(private.name.removesuffix(".pem") + ".pub.pem")
+
+
+def create_gateway_key(gateway: str, path: Path) -> Ed25519Signer:
+    """A new key pair for a gateway (private PEM at path, public beside it as .pub.pem)."""
+    if path.exists():
+        raise SigningKeyError(f"{path} exists; refusing to overwrite a gateway key")
+    signer, _ = load_or_create_ed25519(gateway, path)
+    public_key_path(path).write_text(signer.public_pem())
+    return signer
+
+
+def gateway_signer(gateway: str, alg: str, key_file: Path) -> tuple[Signer, str | None]:
+    """The agent's signer; for a new Ed25519 key, also the enrolment hint to log."""
+    if alg == "hmac-sha256":
+        from .keys import read_key
+
+        return HmacSigner(read_key(key_file), kid=gateway), None
+    signer, created = load_or_create_ed25519(gateway, key_file)
+    pub = public_key_path(key_file)
+    if created or not pub.exists():
+        pub.write_text(signer.public_pem())
+    hint = (
+        f"created the signing key {key_file} ({signer.kid}); enrol its public key at the "
+        f"collector: metertrace gateway enrol -c collector.yaml --gateway {gateway} "
+        f"--public-key {pub}"
+        if created
+        else None
+    )
+    return signer, hint
 
 
 def load_public_pem(text: str) -> bytes:

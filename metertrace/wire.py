@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import models_json_schema
 
+from .signing import Signer
+
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "metertrace/v1"
 GENESIS = "0" * 64  # the "previous hash" of a device's first message
@@ -66,6 +68,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CalStamp(_Strict):
+    """Which certificate corrected a value, or why none did (metertrace/calibration_set.py)."""
+
+    status: Literal["calibrated", "uncalibrated", "calibration_expired"]
+    certificate: str | None = None
+    version: int | None = Field(None, ge=1)
+    uncorrected: float | None = Field(None, description="the value before the correction")
+    flags: list[str] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CalStamp:
+        named = self.certificate is not None and self.version is not None
+        if self.status == "calibrated" and (not named or self.uncorrected is None):
+            raise ValueError("a calibrated value names certificate, version and uncorrected")
+        if self.status != "calibrated" and self.uncorrected is not None:
+            raise ValueError(f"{self.status}: the value is uncorrected; send no 'uncorrected'")
+        return self
+
+
 class Reading(_Strict):
     quantity: str = Field(min_length=1, max_length=64)
     value: float | None = Field(description="null when quality is comm_error or not_available")
@@ -74,6 +95,7 @@ class Reading(_Strict):
         None, pattern=r"^[0-9a-f]*$", description="the registers as read, hex, for evidence"
     )
     quality: Quality
+    cal: CalStamp | None = Field(None, description="absent on gateways without calibration")
 
     @model_validator(mode="after")
     def _value_matches_quality(self) -> Reading:
@@ -85,9 +107,12 @@ class Reading(_Strict):
 
 
 class Signature(_Strict):
-    alg: Literal["HMAC-SHA256"]
-    kid: str = Field(min_length=1, max_length=64)
-    value: str = Field(pattern=r"^[0-9a-f]{64}$")
+    alg: Literal["HMAC-SHA256", "Ed25519"]
+    kid: str = Field(min_length=1, max_length=100, description="Ed25519: gateway:fingerprint")
+    value: str = Field(
+        pattern=r"^[0-9A-Za-z_-]{43,128}$",
+        description="HMAC: 64 hex digits; Ed25519: 64 bytes, base64url without padding",
+    )
 
 
 class Message(_Strict):
@@ -184,6 +209,16 @@ def _unsigned(message: dict[str, Any]) -> dict[str, Any]:
 def message_hash(message: dict[str, Any]) -> str:
     """The chain hash of a message: SHA-256 of its canonical body without the signature."""
     return hashlib.sha256(canonical(_unsigned(message))).hexdigest()
+
+
+def signing_bytes(message: dict[str, Any]) -> bytes:
+    """What a signature covers: the canonical message without its signature."""
+    return canonical(_unsigned(message))
+
+
+def sign(body: dict[str, Any], signer: Signer) -> dict[str, Any]:
+    return {**body, "sig": {"alg": signer.alg, "kid": signer.kid,
+                            "value": signer.sign(signing_bytes(body))}}
 
 
 def sign_hmac(body: dict[str, Any], key: bytes, kid: str) -> dict[str, Any]:

@@ -170,11 +170,14 @@ def split_meter(
     inc_k = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
     inc_k += np.repeat(k0, counts)
     run = e - s
-    rate, tie, spread = (
-        _weights(a, table, bi, run) if bi.size else (np.zeros(0), np.zeros(0), np.zeros(0))
-    )
-    if len(a.lines) == 1 or a.rule is Rule.DEDICATED:
-        rate = np.ones(bi.size)  # one batch at a time: the key cannot change the split
+    # On one line one batch runs at a time: the key cannot change the split nor break a tie,
+    # so it is only evaluated (and its data required) where it matters.
+    single = len(a.lines) == 1 or a.rule is Rule.DEDICATED
+    rate = tie = spread = np.ones(bi.size)
+    if bi.size and (not single or policy is IdlePolicy.SPREAD):
+        rate, tie, spread = _weights(a, table, bi, run)
+        if single:
+            rate = tie = np.ones(bi.size)
     w = rate[inc_b] * length[inc_k]
     den = np.bincount(inc_k, weights=w, minlength=n_int)
     frac = w / den[inc_k]

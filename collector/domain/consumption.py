@@ -4,10 +4,10 @@ The counter is "unwrapped" into cumulative consumption since the first usable re
 wraps, resets and replacements are corrected from the agent's events (counters.py gives their
 meaning), and a step whose consumption is unknown (across a reset, an unexplained backward
 step, evidence that does not fit) counts only its known part, its time counts as uncovered,
-and it is reported as an anomaly. The corrections are sparse, so the cumulative series is never materialised:
-cum[i] = v[i] − v[0] + offset(i), and the counter at any instant is the linear interpolation
-between the two readings around it (the same as np.interp on the materialised series, which the
-tests check).
+and it is reported as an anomaly. The corrections are sparse, so the cumulative series is never
+materialised: cum[i] = v[i] − v[0] + offset(i), and the counter at any instant is the linear
+interpolation between the two readings around it (the same as np.interp on the materialised
+series, which the tests check).
 
 A gap (no usable reading for longer than gap_factor × poll interval) is time without data: it
 lowers coverage. When the counter survived the gap its delta is still known, so it is used and

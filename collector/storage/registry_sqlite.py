@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from metertrace.signing import EnrolledKey, enrolled_ed25519
 from metertrace.timeutil import parse_utc, to_wire
 
 from ..domain.certificates import StoredCertificate
@@ -39,8 +40,7 @@ CREATE TABLE IF NOT EXISTS gateway_keys (
     kid TEXT NOT NULL PRIMARY KEY,
     alg TEXT NOT NULL,
     material BLOB NOT NULL,
-    valid_from TEXT NOT NULL,
-    retired_at TEXT
+    valid_from TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS key_retirements (
     kid TEXT NOT NULL PRIMARY KEY REFERENCES gateway_keys(kid),
@@ -247,6 +247,46 @@ class SqliteRegistry:
             "SELECT body FROM replacements WHERE device = ? ORDER BY at, id", (device,)
         ).fetchall()
         return [Replacement.model_validate_json(r[0]) for r in rows]
+
+    # --- gateway keys ----------------------------------------------------------------------
+    def enrol_key(
+        self, gateway: str, public_raw: bytes, *, actor: str, role: str, at: datetime
+    ) -> EnrolledKey:
+        """Enrol a gateway's Ed25519 public key; its previous key is retired from `at` on,
+        and still verifies the messages stamped before that."""
+        key = enrolled_ed25519(gateway, public_raw, at)
+        ts = to_wire(at)
+        with self._tx():
+            if self._db.execute("SELECT 1 FROM gateway_keys WHERE kid = ?", (key.kid,)).fetchone():
+                raise RegistryConflict(f"key {key.kid} is already enrolled")
+            old = self._db.execute(
+                "SELECT k.kid FROM gateway_keys k LEFT JOIN key_retirements r ON r.kid = k.kid "
+                "WHERE k.gateway = ? AND r.kid IS NULL",
+                (gateway,),
+            ).fetchall()
+            for (kid,) in old:
+                self._db.execute(
+                    "INSERT INTO key_retirements (kid, retired_at) VALUES (?, ?)", (kid, ts)
+                )
+            self._db.execute(
+                "INSERT INTO gateway_keys (gateway, kid, alg, material, valid_from) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (gateway, key.kid, key.alg, key.material, ts),
+            )
+            self._audit(ts, actor, role, "gateway.enrol_key", "gateway", gateway,
+                        {"retired": [k for (k,) in old]} if old else None, {"kid": key.kid})
+        return key
+
+    def keys(self) -> list[EnrolledKey]:
+        rows = self._db.execute(
+            "SELECT k.gateway, k.kid, k.alg, k.material, k.valid_from, r.retired_at "
+            "FROM gateway_keys k LEFT JOIN key_retirements r ON r.kid = k.kid ORDER BY k.valid_from"
+        ).fetchall()
+        return [
+            EnrolledKey(r[0], r[1], r[2], bytes(r[3]), parse_utc(r[4]),
+                        parse_utc(r[5]) if r[5] else None)
+            for r in rows
+        ]
 
     # --- certificates ----------------------------------------------------------------------
     def add_certificate(self, stored: StoredCertificate, *, role: str) -> StoredCertificate:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from device_profiles import find_profile
-from metertrace.keys import create_key
+from metertrace.signing import create_gateway_key
 from metertrace.timeutil import parse_utc, to_wire, utcnow
 from simulators.scenario import Scenario, build_models, load_scenario
 from tests.helpers import free_port, get_json, metertrace, stop, tail, try_get_json, wait_for
@@ -35,7 +35,7 @@ class Plant:
 
 
 def configure(tmp: Path, broker_port: int, uid: str) -> tuple[Plant, int]:
-    create_key(tmp / "keys" / "gw-demo.key")
+    create_gateway_key("gw-demo", tmp / "keys" / "gw-demo.pem")
     sim_port, api_port = free_port(), free_port()
     scenario = yaml.safe_load((EXAMPLES / "scenario.yaml").read_text())
     scenario["epoch"] = to_wire(utcnow())  # a fixed epoch lets the test compute ground truth

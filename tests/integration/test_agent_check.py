@@ -15,7 +15,7 @@ import yaml
 from device_profiles import find_profile
 from edge_agent.check import check
 from edge_agent.config import AgentConfig
-from metertrace.keys import create_key
+from metertrace.signing import create_gateway_key
 from simulators.modbus_tcp import ModbusTcpSimulator
 from simulators.scenario import build_models, load_scenario
 from tests.helpers import free_port, metertrace, stop, tail, wait_for
@@ -27,8 +27,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "metertrace" / "examples"
 
 def gateway_yaml(tmp: Path, sim_port: int, **override_port: int) -> Path:
     """The example gateway pointed at a simulator; override_port: device id -> another port."""
-    if not (tmp / "keys" / "gw-demo.key").exists():
-        create_key(tmp / "keys" / "gw-demo.key")
+    if not (tmp / "keys" / "gw-demo.pem").exists():
+        create_gateway_key("gw-demo", tmp / "keys" / "gw-demo.pem")
     data = yaml.safe_load((EXAMPLES / "gateway.yaml").read_text())
     for d in data["devices"]:
         d["transport"]["port"] = override_port.get(d["id"].replace("-", "_"), sim_port)

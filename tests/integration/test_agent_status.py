@@ -86,7 +86,7 @@ def test_status_reports_device_health_outbox_and_goes_offline(tmp_path, broker, 
     create_key(tmp_path / "keys" / "gw.key")
     gateway = yaml.safe_load((EXAMPLES / "gateway.yaml").read_text())
     gateway["gateway"]["id"] = gw = f"gw-{uid}"
-    gateway["signing"]["key_file"] = "keys/gw.key"
+    gateway["signing"] = {"alg": "hmac-sha256", "key_file": "keys/gw.key"}
     gateway["mqtt"] = {"host": broker.host, "port": broker.port, "client_id": f"agent-{uid}"}
     gateway["status"] = {"interval_s": 1}
     for d in gateway["devices"]:

@@ -80,7 +80,7 @@ def agent_config(tmp_path: Path, port: str, broker: Any, gateway: str) -> AgentC
         {
             "gateway": {"id": gateway},
             "state_dir": str(tmp_path / "state"),
-            "signing": {"key_file": str(tmp_path / "gw.key")},
+            "signing": {"alg": "hmac-sha256", "key_file": str(tmp_path / "gw.key")},
             "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"agent-{gateway}"},
             "devices": [
                 {

@@ -28,6 +28,7 @@ from edge_agent.publisher import Publisher
 from edge_agent.retention import Limits
 from metertrace.config import MqttSettings
 from metertrace.keys import create_key
+from metertrace.signing import HmacSigner
 from metertrace.timeutil import utcnow
 from metertrace.wire import readings_topic
 from tests.brokers import start_persistent_broker
@@ -86,7 +87,7 @@ class Gateway:
     def __init__(self, tmp: Path, port: int, uid: str, limits: Limits | None = None) -> None:
         self.gw = f"gw-{uid}"
         self.key = create_key(tmp / "gw.key")
-        self.signer = MessageSigner(self.gw, self.key)
+        self.signer = MessageSigner(self.gw, HmacSigner(self.key, kid=self.gw))
         self.outbox = Outbox(tmp / "agent.db", limits)
         self.publisher = Publisher(
             MqttSettings(port=port, client_id=f"agent-{uid}"),

@@ -193,6 +193,17 @@ def test_a_key_the_batches_cannot_support_is_refused(assignment, batches, match)
         run([a], batches=batches)
 
 
+def test_one_line_making_kilograms_and_pieces_needs_no_key_until_idle_is_spread() -> None:
+    mixed = [batch("A", "L1", 1, 3), batch("B", "L1", 4, 6, 50, declared_unit="piece")]
+    got, _ = shares(run([assign("E1", "dedicated", ["L1"])], "next_batch", mixed))
+    assert got == pytest.approx({"A": 30, "B": 30})
+    with pytest.raises(AllocationError, match="different declared units"):
+        run([assign("E1", "dedicated", ["L1"])], "spread_by_production", mixed)
+    got, _ = shares(run([assign("E1", "dedicated", ["L1"], key="run_time")],
+                        "spread_by_production", mixed))  # fmt: skip
+    assert got == pytest.approx({"A": 40, "B": 40})
+
+
 def test_missing_readings_or_metrology_are_refused_naming_the_meter() -> None:
     topo = Topology(idle_policy="overhead", assignments=[assign("E9", "dedicated", ["L1"])])
     with pytest.raises(AllocationError, match=r"meter E9: no readings"):

@@ -33,7 +33,7 @@ def test_unstored_polls_are_reported_once_the_outbox_works_again(tmp_path, caplo
         {
             "gateway": {"id": "gw-1"},
             "state_dir": str(tmp_path / "state"),
-            "signing": {"key_file": str(tmp_path / "gw.key")},
+            "signing": {"alg": "hmac-sha256", "key_file": str(tmp_path / "gw.key")},
             "devices": [
                 {"id": "m1", "profile": "eastron-sdm630",
                  "transport": {"type": "modbus-tcp", "host": "127.0.0.1"}}

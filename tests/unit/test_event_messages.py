@@ -6,15 +6,16 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from collector.domain.ingest import AcceptedEvent, GatewayKey, Reason, Rejected, judge
+from collector.domain.ingest import AcceptedEvent, GatewayKey, Reason, Rejected, Trust, judge
 from edge_agent.messages import MessageSigner
 from edge_agent.retention import Loss
+from metertrace.signing import HmacSigner
 from metertrace.wire import EventMessage, LossReason, events_topic, message_hash, verify_hmac
 
 pytestmark = pytest.mark.unit
 
 KEY = b"k" * 32
-REGISTRY = {"gw-1": GatewayKey(KEY, frozenset({"m1"}))}
+REGISTRY = Trust.of({"gw-1": GatewayKey(KEY, frozenset({"m1"}))})
 T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
 T1 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 
@@ -33,7 +34,7 @@ def loss(**over) -> Loss:
 
 
 def test_the_agent_signs_an_event_the_collector_accepts():
-    topic, payload = MessageSigner("gw-1", KEY).data_loss(3, loss())
+    topic, payload = MessageSigner("gw-1", HmacSigner(KEY, kid="gw-1")).data_loss(3, loss())
     assert topic == events_topic("gw-1", "m1") == "metertrace/v1/gw-1/events/m1"
     raw = json.loads(payload)
     assert verify_hmac(raw, KEY)
@@ -52,7 +53,7 @@ def test_the_agent_signs_an_event_the_collector_accepts():
 
 def test_polls_that_were_never_stored_have_no_sequence_numbers():
     lost = loss(reason=LossReason.WRITE_FAILED, first_seq=None, last_seq=None, count=4)
-    _, payload = MessageSigner("gw-1", KEY).data_loss(1, lost)
+    _, payload = MessageSigner("gw-1", HmacSigner(KEY, kid="gw-1")).data_loss(1, lost)
     assert EventMessage.model_validate_json(payload).data_loss.count == 4
 
 
@@ -68,7 +69,7 @@ def test_polls_that_were_never_stored_have_no_sequence_numbers():
 )
 def test_inconsistent_reports_are_never_built(change, message):
     with pytest.raises(ValidationError, match=message):
-        MessageSigner("gw-1", KEY).data_loss(1, loss(**change))
+        MessageSigner("gw-1", HmacSigner(KEY, kid="gw-1")).data_loss(1, loss(**change))
 
 
 @pytest.mark.parametrize(
@@ -80,7 +81,7 @@ def test_inconsistent_reports_are_never_built(change, message):
     ],
 )
 def test_the_collector_refuses_events_like_readings(topic, key, reason):
-    _, payload = MessageSigner("gw-1", key).data_loss(1, loss())
+    _, payload = MessageSigner("gw-1", HmacSigner(key, kid="gw-1")).data_loss(1, loss())
     with pytest.raises(Rejected) as err:
         judge(topic, payload, REGISTRY)
     assert err.value.reason is reason

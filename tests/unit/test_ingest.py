@@ -2,13 +2,13 @@ import json
 
 import pytest
 
-from collector.domain.ingest import GatewayKey, Reason, Rejected, accept
+from collector.domain.ingest import GatewayKey, Reason, Rejected, Trust, accept
 from metertrace.wire import GENESIS, message_hash, readings_topic, sign_hmac
 
 pytestmark = pytest.mark.unit
 
 KEY = b"k" * 32
-REGISTRY = {"gw-1": GatewayKey(KEY, frozenset({"m1"}))}
+REGISTRY = Trust.of({"gw-1": GatewayKey(KEY, frozenset({"m1"}))})
 
 
 def payload(gateway="gw-1", device="m1", key=KEY, **over) -> bytes:

@@ -1,0 +1,60 @@
+"""The collector's key ring: keys and devices from the config and the registry, reloaded when
+a message names a key id it does not know (a key enrolled by the CLI or API since)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+
+from metertrace.keys import read_key
+from metertrace.signing import enrolled_ed25519, load_public_pem
+
+from .config import CollectorConfig
+from .domain.ingest import GatewayKey, Trust
+from .storage.registry_sqlite import SqliteRegistry
+
+log = logging.getLogger(__name__)
+
+_CONFIG_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class KeyRing:
+    def __init__(self, config: CollectorConfig, registry: SqliteRegistry, *,
+                 min_reload_s: float = 1.0) -> None:
+        self.config, self.registry, self.min_reload_s = config, registry, min_reload_s
+        self._lock = threading.Lock()
+        self._loaded_at = 0.0
+        self._trust = self._load()
+
+    def _load(self) -> Trust:
+        gateways: dict[str, GatewayKey] = {}
+        enrolled = []
+        for gw in self.config.gateways:
+            key = read_key(gw.key_file) if gw.key_file else None
+            gateways[gw.id] = GatewayKey(key, frozenset(d.id for d in gw.devices))
+            if gw.public_key_file:
+                raw = load_public_pem(gw.public_key_file.read_text())
+                enrolled.append(enrolled_ed25519(gw.id, raw, _CONFIG_EPOCH))
+        for rec in self.registry.devices():
+            known = gateways.get(rec.spec.gateway, GatewayKey(None, frozenset()))
+            gateways[rec.spec.gateway] = GatewayKey(known.key, known.devices | {rec.spec.id})
+        enrolled += self.registry.keys()
+        for k in enrolled:
+            gateways.setdefault(k.gateway, GatewayKey(None, frozenset()))
+        self._loaded_at = time.monotonic()
+        return Trust.of(gateways, enrolled)
+
+    def current(self) -> Trust:
+        return self._trust
+
+    def reload(self, *, force: bool = False) -> bool:
+        """Re-read the registry; rate-limited so a flood of forged key ids costs nothing."""
+        with self._lock:
+            if not force and time.monotonic() - self._loaded_at < self.min_reload_s:
+                return False
+            self._trust = self._load()
+            log.info("key ring reloaded: %d keys, %d gateways",
+                     len(self._trust.keys), len(self._trust.devices))
+            return True
