@@ -62,6 +62,7 @@ def render(result: dict[str, Any], *, ratio_goal: float, rss_goal_mb: float) -> 
             "start-up",
             f"steady (median) {r['steady_mib']:.1f} MiB, peak (VmHWM) {r['peak_mib']:.1f} MiB; "
             f"goal <= {rss_goal_mb:g} MB ({goal_mib:.1f} MiB): {verdict}",
+            f"window: first {r['first_mib']:.1f} MiB, last {r['last_mib']:.1f} MiB",
             f"context: idle `import edge_agent.runner` {r['idle_import_edge_agent_runner_mib']:.1f}"
             f" MiB, bare interpreter {r['idle_interpreter_mib']:.1f} MiB",
             f"polled: {r['messages']} messages, >= {r['min_cycles_per_device']} cycles per "

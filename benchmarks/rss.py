@@ -65,6 +65,9 @@ class RssRun:
             "steady_mib": round(self.steady_kib / 1024, 1),
             "peak_mib": round(self.peak_kib / 1024, 1),
             "min_mib": round(min(self.samples_kib) / 1024, 1),
+            # growth within the window: a leak shows as last well above first
+            "first_mib": round(self.samples_kib[0] / 1024, 1),
+            "last_mib": round(self.samples_kib[-1] / 1024, 1),
             "samples": len(self.samples_kib),
             "window_s": round(self.window_s, 1),
             "startup_s": round(self.startup_s, 2),

@@ -9,11 +9,12 @@ from fastapi import FastAPI
 
 from device_profiles import find_profile
 from metertrace.config import ConfigError
-from metertrace.signing import SigningKeyError
+from metertrace.signing import SigningKeyError, load_or_create_ed25519, public_key_path
 
 from .api.app import create_app
 from .api.auth import Authenticator
 from .api.deps import Services
+from .calibration_service import CalibrationService
 from .config import CollectorConfig
 from .mqtt_consumer import MqttConsumer
 from .storage.registry_sqlite import SqliteRegistry
@@ -48,10 +49,19 @@ def bootstrap(config: CollectorConfig) -> Collector:
     except SigningKeyError as exc:
         raise ConfigError(f"gateways[].public_key_file: {exc}") from None
     consumer = MqttConsumer(config.mqtt, store, ring)
+    signer, created = load_or_create_ed25519("collector", config.signing.key_file)
+    if created:
+        public_key_path(config.signing.key_file).write_text(signer.public_pem())
+        log.warning("created the collector's signing key %s; gateways verify calibration sets "
+                    "with %s", config.signing.key_file, public_key_path(config.signing.key_file))
+    calibration = CalibrationService(registry, signer)
+    calibration.publish = consumer.publish_retained
+    consumer.calibration = calibration
     app = create_app(
         Services(store=store, mqtt_connected=lambda: consumer.connected),
         registry=registry,
         auth=Authenticator(config.api.keys),
+        on_calibration_change=calibration.device_changed,
         on_start=consumer.start,
         on_stop=consumer.stop,
     )

@@ -91,7 +91,16 @@ class CollectorMqtt(MqttSettings):
         return self
 
 
+class CollectorSigning(StrictModel):
+    key_file: ConfigPath = Field(
+        Path("collector-ed25519.pem"), validate_default=True,
+        description="the collector's Ed25519 key, created on first start; it signs the "
+        "calibration sets gateways apply (metertrace collector pubkey prints its public key)",
+    )
+
+
 class CollectorConfig(StrictModel):
+    signing: CollectorSigning = Field(default={}, validate_default=True)
     database: DatabaseSettings = Field(default={}, validate_default=True)
     mqtt: CollectorMqtt = CollectorMqtt()
     api: ApiSettings = ApiSettings()

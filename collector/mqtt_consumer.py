@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -21,8 +21,10 @@ from paho.mqtt.properties import Properties
 from metertrace.config import mqtt_protocol
 from metertrace.wire import TOPIC_ROOT
 
+from .calibration_service import CalibrationService
 from .config import CollectorMqtt
 from .domain.ingest import Accepted, AcceptedEvent, Reason, Rejected, judge
+from .domain.recompute import CalCheck, check
 from .storage.port import Outcome, Store
 from .trust import KeyRing
 
@@ -47,6 +49,7 @@ class MqttConsumer:
         batch_size: int = 500,
     ) -> None:
         self.settings, self.store, self.ring = settings, store, ring
+        self.calibration: CalibrationService | None = None
         self.batch_size = batch_size
         self.connected = False
         self._queue: queue.Queue[_Incoming] = queue.Queue()
@@ -144,7 +147,24 @@ class MqttConsumer:
                 if item.qos > 0:
                     self._client.ack(item.mid, item.qos)
 
+    def publish_retained(self, topic: str, payload: bytes) -> None:
+        self._client.publish(topic, payload, qos=1, retain=True)
+
     def _judge(self, item: _Incoming) -> Accepted | AcceptedEvent:
+        judged = self._judge_signed(item)
+        if isinstance(judged, Accepted) and self.calibration is not None:
+            lookup = self.calibration.lookup
+            checks = tuple(check(r, lookup) for r in judged.message.readings)
+            if any(c is not None for c in checks):
+                bad = [r.quantity for r, c in zip(judged.message.readings, checks, strict=True)
+                       if c not in (None, CalCheck.OK)]
+                if bad:
+                    log.error("%s seq %d: calibrated values of %s do not recompute from their "
+                              "certificate", judged.message.device, judged.message.seq, bad)
+                judged = replace(judged, cal_checks=tuple(c and c.value for c in checks))
+        return judged
+
+    def _judge_signed(self, item: _Incoming) -> Accepted | AcceptedEvent:
         try:
             return judge(item.topic, item.payload, self.ring.current())
         except Rejected as rej:
@@ -188,8 +208,21 @@ class MqttConsumer:
     def _store_events(self, events: list[tuple[_Incoming, AcceptedEvent]]) -> None:
         outcomes = self.store.ingest_events([e for _, e in events])
         for (item, e), outcome in zip(events, outcomes, strict=True):
-            loss = e.event.data_loss
-            if outcome is Outcome.STORED:
+            loss, counter = e.event.data_loss, e.event.counter
+            if outcome is Outcome.STORED and counter is not None:
+                log.warning(
+                    "gateway %s reports a counter %s of %s %s: %g %s at %s -> %g at %s",
+                    e.event.gateway,
+                    counter.kind,
+                    e.event.device,
+                    counter.quantity,
+                    counter.before,
+                    counter.unit,
+                    counter.ts_before.isoformat(),
+                    counter.after,
+                    counter.ts_after.isoformat(),
+                )
+            elif outcome is Outcome.STORED and loss is not None:
                 log.warning(
                     "gateway %s reports %s: %d messages of %s lost (seq %s..%s, polled %s..%s)",
                     e.event.gateway,

@@ -40,7 +40,7 @@ class KeyRing:
         for rec in self.registry.devices():
             known = gateways.get(rec.spec.gateway, GatewayKey(None, frozenset()))
             gateways[rec.spec.gateway] = GatewayKey(known.key, known.devices | {rec.spec.id})
-        enrolled += self.registry.keys()
+        enrolled += self.registry.gateway_keys()
         for k in enrolled:
             gateways.setdefault(k.gateway, GatewayKey(None, frozenset()))
         self._loaded_at = time.monotonic()

@@ -149,6 +149,13 @@ class StatusSettings(StrictModel):
     )
 
 
+class CalibrationSettings(StrictModel):
+    collector_public_key_file: ConfigPath = Field(
+        description="the collector's public key (metertrace collector pubkey); calibration "
+        "sets signed by it are applied to the readings"
+    )
+
+
 class AgentConfig(StrictModel):
     gateway: GatewaySettings
     state_dir: ConfigPath = Field(
@@ -160,6 +167,9 @@ class AgentConfig(StrictModel):
     devices: list[DeviceSettings] = Field(min_length=1)
     outbox: OutboxSettings = OutboxSettings()
     status: StatusSettings = StatusSettings()
+    calibration: CalibrationSettings | None = Field(
+        None, description="absent: readings travel uncorrected, without a calibration stamp"
+    )
 
     @model_validator(mode="after")
     def _unique_devices(self) -> AgentConfig:

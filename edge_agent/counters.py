@@ -36,6 +36,7 @@ from enum import StrEnum
 from typing import Any
 
 from device_profiles import DataType, Point
+from device_profiles.dlt645 import Dlt645Point
 from metertrace.wire import Quality
 
 _F32_REL = 2.0**-23  # one float32 step relative to the value
@@ -120,6 +121,16 @@ class CounterPolicy:
         step = abs(point.scale) * factor
         return cls(point.wrap and point.wrap * factor, rate or None, jitter=step * (1 + 1e-9))
 
+    @classmethod
+    def for_dlt645(
+        cls, point: Dlt645Point, *, max_rate_per_h: float | None = None
+    ) -> CounterPolicy:
+        """A DL/T 645 total: its BCD display of n integer digits shows 10^n as 0 again."""
+        fmt = point.format
+        wrap = float(10 ** (fmt.digits - fmt.decimals)) * abs(point.scale)
+        step = fmt.step * abs(point.scale)
+        return cls(wrap, max_rate_per_h, jitter=step * (1 + 1e-9))
+
     def tolerance(self, value: float) -> float:
         return max(self.jitter, abs(value) * self.jitter_rel)
 
@@ -153,6 +164,16 @@ class CounterTracker:
     def restore(self, quantity: str, value: float, ts: datetime) -> None:
         """Resume from a reading trusted before a restart (e.g. the last one published)."""
         self._tracks[quantity] = _Track(value, ts)
+
+    def quantities(self) -> list[str]:
+        return list(self._tracks)
+
+    def last_ts(self, quantity: str) -> datetime | None:
+        """The time of the last reading fed (trusted or suspect): the next must be later."""
+        t = self._tracks.get(quantity)
+        if t is None:
+            return None
+        return t.pending[-1][1] if t.pending else t.ts
 
     def observe(
         self, quantity: str, value: float, ts: datetime, policy: CounterPolicy

@@ -17,6 +17,7 @@ from metertrace.wire import (
     sign,
 )
 
+from .counter_quality import CounterNotice
 from .retention import Loss
 
 
@@ -65,3 +66,31 @@ class MessageSigner:
         msg = sign(body, self._signer)
         EventMessage.model_validate(msg)
         return events_topic(self.gateway, loss.device), _encode(msg)
+
+    def counter(self, event_id: int, notice: CounterNotice) -> tuple[str, bytes]:
+        """(topic, payload) of the event reporting a counter discontinuity with its evidence."""
+        e = notice.event
+        body = {
+            "v": SCHEMA_VERSION,
+            "gateway": self.gateway,
+            "device": e.device,
+            "id": event_id,
+            "ts": to_wire(utcnow()),
+            "event": "counter",
+            "counter": {
+                "quantity": e.quantity,
+                "kind": e.kind.value,
+                "unit": notice.unit,
+                "before": e.before,
+                "after": e.after,
+                "ts_before": to_wire(e.ts_before),
+                "ts_after": to_wire(e.ts_after),
+                "reading_ts": to_wire(e.ts),
+                "consumption": notice.consumption,
+                "wrap": e.wrap,
+                "detail": e.detail[:200],
+            },
+        }
+        msg = sign(body, self._signer)
+        EventMessage.model_validate(msg)
+        return events_topic(self.gateway, e.device), _encode(msg)

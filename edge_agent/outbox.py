@@ -5,16 +5,19 @@ is sent, and deleted only after the broker's PUBACK. A crash at any moment there
 nothing: at worst a message is sent again, and the collector drops the duplicate by (device, seq).
 When a bound is exceeded, the oldest readings are deleted in the same transaction that stores
 the data-loss events reporting them (retention.py), so no drop is ever silent.
+The counter tracker's trusted values and the counter events a poll raised are stored in the
+transaction of that poll's message, so a restart resumes from exactly what was sent.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from metertrace.timeutil import parse_utc, to_wire, utcnow
 from metertrace.wire import GENESIS
@@ -38,6 +41,13 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counter_trust (
+    device TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    value REAL NOT NULL,
+    ts TEXT NOT NULL,
+    PRIMARY KEY (device, quantity)
 );
 """
 READING, EVENT = "reading", "event"
@@ -64,8 +74,21 @@ class OutboxStats:
 
 # (seq, prev_hash) -> (topic, payload, hash of this message)
 Builder = Callable[[int, str], tuple[str, bytes, str]]
-# (event id, loss) -> (topic, payload)
-EventBuilder = Callable[[int, Loss], tuple[str, bytes]]
+
+
+class EventItem(Protocol):
+    """What the outbox needs of an event it stores: the device it is about."""
+
+    @property
+    def device(self) -> str: ...
+
+
+E = TypeVar("E", bound=EventItem)
+# (event id, item) -> (topic, payload)
+ItemBuilder = Callable[[int, E], tuple[str, bytes]]
+EventBuilder = ItemBuilder[Loss]
+# quantity -> (last trusted counter value, its poll time)
+Trusted = Mapping[str, tuple[float, datetime]]
 
 
 class Outbox:
@@ -94,10 +117,20 @@ class Outbox:
         ).fetchone()
         self._depth, self._bytes = int(depth), int(size)
 
-    def append(self, device: str, build: Builder, *, at: datetime | None = None) -> int:
+    def append(
+        self,
+        device: str,
+        build: Builder,
+        *,
+        at: datetime | None = None,
+        trusted: Trusted | None = None,
+        events: tuple[Collection[E], ItemBuilder[E]] | None = None,
+    ) -> int:
         """Number, chain and store the device's next message; returns its sequence number.
 
-        `at` is the message's poll time, which the age bound is measured from.
+        `at` is the message's poll time, which the age bound is measured from. In the same
+        transaction: the counters' trusted values after this poll and the events it raised
+        (items and their builder), stored after the message so they are sent after it.
         """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -113,25 +146,33 @@ class Outbox:
                     "ON CONFLICT(device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
                     (device, seq, digest),
                 )
+                self._db.executemany(
+                    "INSERT INTO counter_trust (device, quantity, value, ts) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(device, quantity) DO UPDATE SET value = excluded.value, "
+                    "ts = excluded.ts",
+                    [(device, q, v, to_wire(t)) for q, (v, t) in (trusted or {}).items()],
+                )
+                items, build_event = events or ((), None)
+                added = self._insert_events(items, build_event) if build_event else 0
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback()
                 raise
-            self._depth += 1
-            self._bytes += len(topic) + len(payload)
+            self._depth += 1 + len(items)
+            self._bytes += len(topic) + len(payload) + added
             return seq
 
-    def add_events(self, losses: Collection[Loss], build: EventBuilder) -> None:
-        """Store data-loss events (e.g. for polls that could not be stored) in one transaction."""
+    def add_events(self, items: Collection[E], build: ItemBuilder[E]) -> None:
+        """Store events (e.g. data loss of polls that could not be stored) in one transaction."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                added = self._insert_events(losses, build)
+                added = self._insert_events(items, build)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback()
                 raise
-            self._depth += len(losses)
+            self._depth += len(items)
             self._bytes += added
 
     def enforce(self, build: EventBuilder, *, protect: Collection[int] = ()) -> list[Loss]:
@@ -211,6 +252,14 @@ class Outbox:
             }
         return OutboxStats(self._depth, self._bytes, oldest, dropped)
 
+    def trusted(self, device: str) -> dict[str, tuple[float, datetime]]:
+        """The device's counter values trusted as of its last stored message (for restore)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT quantity, value, ts FROM counter_trust WHERE device = ?", (device,)
+            ).fetchall()
+        return {q: (float(v), parse_utc(t)) for q, v, t in rows}
+
     def last_seq(self, device: str) -> int:
         with self._lock:
             row = self._db.execute("SELECT seq FROM chain WHERE device = ?", (device,)).fetchone()
@@ -230,13 +279,13 @@ class Outbox:
             (device, seq, topic, payload, to_wire(at), kind),
         )
 
-    def _insert_events(self, losses: Collection[Loss], build: EventBuilder) -> int:
+    def _insert_events(self, items: Collection[E], build: ItemBuilder[E]) -> int:
         added = 0
         now = self._clock()
-        for loss in losses:
+        for item in items:
             event_id = self._bump(_EVENT_SEQ, 1)
-            topic, payload = build(event_id, loss)
-            self._insert(loss.device, event_id, topic, payload, now, EVENT)
+            topic, payload = build(event_id, item)
+            self._insert(item.device, event_id, topic, payload, now, EVENT)
             added += len(topic) + len(payload)
         return added
 

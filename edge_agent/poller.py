@@ -1,6 +1,9 @@
 """One device: plan once, read each block (Modbus) or data identifier (DL/T 645) in one
 request, decode, and report quality.
 
+Counter totals are then judged against the device's earlier readings (counter_quality.py): a
+wrap, reset or backward step overrides quality good and raises an event for `take_events()`.
+
 A request that fails yields comm_error readings without a value: a failed read is never a number.
 A device that does not answer at all ends its poll at once (the line is not held for one timeout
 per request) and is backed off; it is read again as soon as it answers.
@@ -13,12 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from device_profiles import NO_RATIOS, Profile, Ratios
+from device_profiles import NO_RATIOS, Kind, Profile, Ratios
 from device_profiles.dlt645 import AnyProfile, Dlt645Point, Dlt645Profile
 from metertrace.timeutil import utcnow
 from metertrace.wire import Quality
 
 from .backoff import Backoff
+from .counter_quality import CounterNotice, CounterWatch
+from .counters import CounterPolicy
 from .errors import CommError
 from .planning import ReadBlock, decode_poll, plan_profile, read_block
 from .transports import DataIdReader, NoAnswer, RegisterReader
@@ -58,6 +63,8 @@ class DevicePoller:
     health: DeviceHealth = field(default_factory=DeviceHealth)
     ratios: Ratios = NO_RATIOS  # CT/VT from the device config
     backoff: Backoff = field(default_factory=Backoff)
+    counters: CounterWatch = field(init=False)
+    _dlt645_counters: dict[str, CounterPolicy] = field(init=False)
 
     def __post_init__(self) -> None:
         dlt645 = isinstance(self.profile, Dlt645Profile)
@@ -67,14 +74,23 @@ class DevicePoller:
                 f"{'DL/T 645' if dlt645 else 'Modbus'} transport"
             )
         self.plan, self.dis = [], []
+        self.counters = CounterWatch(self.device)
+        self._dlt645_counters = {}
         if isinstance(self.profile, Dlt645Profile):
             self.dis = self.profile.points()
+            self._dlt645_counters = {
+                p.quantity: CounterPolicy.for_dlt645(p) for p in self.dis if p.kind is Kind.COUNTER
+            }
         else:
             self.plan = plan_profile(self.profile, self.ratios)
 
     @property
     def requests_per_cycle(self) -> int:
         return len(self.dis) + sum(b.requests for b in self.plan)
+
+    def take_events(self) -> list[CounterNotice]:
+        """Counter events raised by the polls since the last call, oldest first."""
+        return self.counters.take()
 
     async def poll(self) -> tuple[datetime, list[dict[str, Any]]]:
         """Read every block once; returns the poll's timestamp and wire readings.
@@ -88,10 +104,12 @@ class DevicePoller:
         async with self.reader.turn():
             ts = utcnow()
             if isinstance(self.profile, Profile) and isinstance(self.reader, RegisterReader):
-                readings, errors, silent = await self._poll_modbus(self.reader)
+                readings, errors, silent, policies = await self._poll_modbus(self.reader)
             else:
                 assert isinstance(self.reader, DataIdReader)
                 readings, errors, silent = await self._poll_dlt645(self.reader)
+                policies = self._dlt645_counters
+        self.counters.judge(ts, readings, policies)
         if silent:
             self.backoff.failed()
         else:
@@ -113,7 +131,9 @@ class DevicePoller:
             return [reading(p.quantity, p.unit, None, None, Quality.COMM_ERROR) for p in self.dis]
         return [d.reading() for d in decode_poll(self.plan, [None] * len(self.plan), self.ratios)]
 
-    async def _poll_modbus(self, reader: RegisterReader) -> tuple[list[dict[str, Any]], int, bool]:
+    async def _poll_modbus(
+        self, reader: RegisterReader
+    ) -> tuple[list[dict[str, Any]], int, bool, dict[str, CounterPolicy]]:
         answers: list[list[int] | None] = []
         errors, silent = 0, False
         for block in self.plan:
@@ -127,8 +147,14 @@ class DevicePoller:
                 silent = isinstance(exc, NoAnswer)
                 self._failed(exc)
                 answers.append(None)  # its readings become comm_error, without a value
-        readings = [d.reading() for d in decode_poll(self.plan, answers, self.ratios)]
-        return readings, errors, silent
+        decoded = decode_poll(self.plan, answers, self.ratios)
+        # the CT/VT factor may come from the meter's own registers, so per poll
+        policies = {
+            d.point.quantity: CounterPolicy.for_point(d.point, d.factor)
+            for d in decoded
+            if d.point.kind is Kind.COUNTER and d.quality is Quality.GOOD
+        }
+        return [d.reading() for d in decoded], errors, silent, policies
 
     async def _poll_dlt645(self, reader: DataIdReader) -> tuple[list[dict[str, Any]], int, bool]:
         readings: list[dict[str, Any]] = []

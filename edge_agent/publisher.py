@@ -20,11 +20,13 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from metertrace.calibration_set import calibration_topic
 from metertrace.config import MqttSettings, mqtt_protocol
 from metertrace.wire import status_topic
 
@@ -45,6 +47,7 @@ class Publisher:
         *,
         event_builder: EventBuilder | None = None,
         window: int = 20,
+        on_calibration: Callable[[bytes], None] | None = None,
     ) -> None:
         self.outbox, self.gateway, self.window = outbox, gateway, window
         self._settings = settings
@@ -62,6 +65,11 @@ class Publisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._on_calibration = on_calibration
+        if on_calibration is not None:
+            self._client.message_callback_add(
+                calibration_topic(gateway), lambda _c, _u, m: on_calibration(bytes(m.payload))
+            )
         self._events: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         # Owned by the publisher thread only:
@@ -114,6 +122,8 @@ class Publisher:
         log.info("connected to MQTT broker %s:%s", self._settings.host, self._settings.port)
         self.connected = True
         client.publish(status_topic(self.gateway), self._status, qos=1, retain=True)
+        if self._on_calibration is not None:
+            client.subscribe(calibration_topic(self.gateway), qos=1)
         self._events.put((_CONNECTED, 0))
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:

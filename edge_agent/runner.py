@@ -20,6 +20,7 @@ from metertrace.signing import gateway_signer
 from metertrace.timeutil import to_wire, utcnow
 
 from .backoff import Backoff
+from .calibration import CalibrationBook
 from .config import AgentConfig, DeviceSettings
 from .messages import MessageSigner
 from .outbox import Outbox
@@ -93,8 +94,19 @@ class Agent:
         self._transports: TransportFactory | None = None
         self.limits = Limits(config.outbox.max_bytes, timedelta(days=config.outbox.max_age_days))
         self.outbox = Outbox(config.state_dir / "agent.db", self.limits)
+        self.calibration: CalibrationBook | None = None
+        if config.calibration is not None:
+            self.calibration = CalibrationBook(
+                self.gateway,
+                config.calibration.collector_public_key_file.read_text(),
+                config.state_dir / "calibration.json",
+            )
         self.publisher = Publisher(
-            config.mqtt, self.gateway, self.outbox, event_builder=self.signer.data_loss
+            config.mqtt,
+            self.gateway,
+            self.outbox,
+            event_builder=self.signer.data_loss,
+            on_calibration=self.calibration.on_message if self.calibration else None,
         )
         self.overruns: dict[str, int] = {d.id: 0 for d in config.devices}
         self.states: dict[str, str] = {d.id: WAITING for d in config.devices}
@@ -114,14 +126,26 @@ class Agent:
                 self._all_done.set()
 
     def record(self, poller: DevicePoller, ts: datetime, readings: list[dict[str, Any]]) -> None:
-        """Store one poll's message in the outbox; a poll that cannot be stored is reported."""
+        """Store one poll's message in the outbox; a poll that cannot be stored is reported.
+
+        The counter events the poll raised and the counters' trusted values go into the same
+        transaction, so they are stored (and later sent) exactly when the readings are.
+        """
         device = poller.device
         self._track_state(poller, poll_state(readings))
+        if self.calibration is not None:
+            readings = self.calibration.stamp(device, ts, readings)
+        notices = poller.counters.take()
         try:
             seq = self.outbox.append(
-                device, lambda s, p: self.signer.reading(device, ts, readings, s, p), at=ts
+                device,
+                lambda s, p: self.signer.reading(device, ts, readings, s, p),
+                at=ts,
+                trusted=poller.counters.trusted(),
+                events=(notices, self.signer.counter),
             )
         except sqlite3.Error as exc:
+            poller.counters.put_back(notices)  # they go out with the next stored poll
             self.unstored_polls[device] += 1
             self._unreported.setdefault(device, UnstoredPolls(0, ts, ts)).add(ts)
             log.error(
@@ -207,6 +231,8 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         self._transports = TransportFactory()
         self.pollers = build_pollers(self.config, self._transports)
+        for p in self.pollers:  # a reset while the agent was down is still a reset
+            p.counters.restore(self.outbox.trusted(p.device))
         self.publisher.start()
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.add_listener(self._on_overrun, EVENT_JOB_MAX_INSTANCES)

@@ -148,6 +148,51 @@ def cmd_keygen(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_collector_pubkey(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .signing import load_or_create_ed25519, public_key_path
+
+    config_mod = _need("collector.config", "collector")
+    config = load_config(args.config, config_mod.CollectorConfig)
+    signer, _ = load_or_create_ed25519("collector", config.signing.key_file)
+    pub = public_key_path(config.signing.key_file)
+    pub.write_text(signer.public_pem())
+    print(signer.public_pem(), end="")
+    print(f"# written to {pub}; gateways name it in calibration.collector_public_key_file",
+          file=sys.stderr)
+
+
+def cmd_gateway_keygen(args: argparse.Namespace) -> None:
+    from .signing import create_gateway_key, public_key_path
+
+    signer = create_gateway_key(args.gateway, Path(args.path))
+    print(f"wrote {args.path} (private, mode 600) and {public_key_path(Path(args.path))} "
+          f"(public) for {signer.kid}")
+
+
+def cmd_gateway_enrol(args: argparse.Namespace) -> None:
+    """Enrol directly in the collector's database (on the collector host)."""
+    from .config import load_config
+    from .signing import load_public_pem
+    from .timeutil import utcnow
+
+    config_mod = _need("collector.config", "collector")
+    reg_mod = _need("collector.storage.registry_sqlite", "collector")
+    config = load_config(args.config, config_mod.CollectorConfig)
+    registry = reg_mod.SqliteRegistry(config.database.path)
+    try:
+        key = registry.enrol_key(
+            args.gateway, load_public_pem(Path(args.public_key).read_text()),
+            actor=args.actor, role="plant_engineer", at=utcnow(),
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        registry.close()
+    print(f"enrolled {key.kid} for gateway {args.gateway}; a running collector picks it up "
+          "with the first message signed by it")
+
+
 def cmd_apikey_new(args: argparse.Namespace) -> None:
     auth = _need("collector.api.auth", "collector")
     token, digest = auth.new_token()
@@ -201,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = col.add_parser("serve", help="ingest from MQTT and serve the HTTP API")
     c.add_argument("-c", "--config", required=True, type=Path, help="collector.yaml")
     c.set_defaults(func=cmd_collector_serve)
+    cp = col.add_parser("pubkey", help="print the collector's public key (for the gateways)")
+    cp.add_argument("-c", "--config", required=True, type=Path, help="collector.yaml")
+    cp.set_defaults(func=cmd_collector_pubkey)
 
     sim = sub.add_parser("sim", help="simulated meters").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -230,6 +278,20 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keygen", help="create a gateway signing key file")
     k.add_argument("path")
     k.set_defaults(func=cmd_keygen)
+
+    gwp = sub.add_parser("gateway", help="gateway signing keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    gk = gwp.add_parser("keygen", help="create a gateway's Ed25519 key pair")
+    gk.add_argument("--gateway", required=True)
+    gk.add_argument("path", help="private key file; the public key goes beside it (.pub.pem)")
+    gk.set_defaults(func=cmd_gateway_keygen)
+    ge = gwp.add_parser("enrol", help="enrol a gateway's public key at the collector")
+    ge.add_argument("-c", "--config", required=True, type=Path, help="collector.yaml")
+    ge.add_argument("--gateway", required=True)
+    ge.add_argument("--public-key", required=True, help="the gateway's .pub.pem")
+    ge.add_argument("--actor", default="cli", help="who enrols it (for the audit log)")
+    ge.set_defaults(func=cmd_gateway_enrol)
 
     ak = sub.add_parser("apikey", help="API keys for the collector").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -172,6 +172,54 @@ class DataLoss(_Strict):
         return self
 
 
+CounterKind = Literal["wrap", "reset", "replacement", "backward_step", "jump"]
+_SUSPECT = ("backward_step", "jump")  # the reading is out_of_range: no consumption is claimed
+
+
+class CounterEventBody(_Strict):
+    """A discontinuity of a counter (energy, volume, mass total) with its evidence."""
+
+    quantity: str = Field(min_length=1, max_length=64)
+    kind: CounterKind = Field(
+        description="wrap (rolled over; consumption known), reset (confirmed restart at another "
+        "level), replacement (announced meter swap), backward_step or jump (suspect reading)"
+    )
+    unit: str = Field(min_length=1, max_length=16)
+    before: float = Field(
+        description="the last trusted reading (replacement: the old meter's final reading)"
+    )
+    after: float = Field(
+        description="the reading that broke continuity (reset: the first at the new level; "
+        "replacement: the new meter's first)"
+    )
+    ts_before: AwareDatetime
+    ts_after: AwareDatetime
+    reading_ts: AwareDatetime = Field(
+        description="poll time of the reading this event explains (its seq carries the quality)"
+    )
+    consumption: float | None = Field(
+        ge=0,
+        description="wrap: from before across the wrap to after; reset: from after to the "
+        "reading at reading_ts; replacement: from the trusted reading to before; null: unknown",
+    )
+    wrap: float | None = Field(None, gt=0, description="wrap: the value shown as 0 again")
+    detail: str = Field("", max_length=200)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CounterEventBody:
+        if not self.ts_before <= self.ts_after <= self.reading_ts:
+            raise ValueError("times must satisfy ts_before <= ts_after <= reading_ts")
+        if self.kind == "wrap" and (self.wrap is None or self.consumption is None):
+            raise ValueError("a wrap names the wrap value and its consumption")
+        if self.kind in _SUSPECT and self.consumption is not None:
+            raise ValueError(f"{self.kind}: the reading is suspect; send consumption: null")
+        if self.kind == "backward_step" and not self.after < self.before:
+            raise ValueError("backward_step: after must be below before")
+        if self.kind == "jump" and not self.after > self.before:
+            raise ValueError("jump: after must be above before")
+        return self
+
+
 class EventMessage(_Strict):
     """Something the gateway reports about a device besides readings (docs/wire-format.md)."""
 
@@ -180,9 +228,20 @@ class EventMessage(_Strict):
     device: str
     id: int = Field(ge=1, description="per gateway, +1 per event, survives restarts")
     ts: AwareDatetime = Field(description="when the gateway raised the event")
-    event: Literal["data_loss"]
-    data_loss: DataLoss
+    event: Literal["data_loss", "counter"] = Field(description="names the one body it carries")
+    data_loss: DataLoss | None = None
+    counter: CounterEventBody | None = None
     sig: Signature
+
+    @model_validator(mode="after")
+    def _one_body(self) -> EventMessage:
+        given = [k for k in ("data_loss", "counter") if getattr(self, k) is not None]
+        if given != [self.event]:
+            raise ValueError(
+                f"event {self.event!r} carries exactly one body, {self.event!r}; "
+                f"got {', '.join(given) or 'none'}"
+            )
+        return self
 
     @field_validator("gateway", "device")
     @classmethod

@@ -64,7 +64,7 @@ class Dlt645Meter:
         point = self.points.get(di)
         if point is None:
             return codec.abnormal_reply(frame.address, frame.function, NO_DATA)
-        value = encode_value(point, self.model.value(point.quantity, now))
+        value = encode_value(point, self.model.indicated(point.quantity, now))
         return codec.read_reply(frame.address, di, value)
 
 

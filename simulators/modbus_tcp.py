@@ -137,7 +137,8 @@ class SimulatedMeter:
             return encode_point(p, spec.ratios.ct if p.ratio_of is Ratio.CT else spec.ratios.vt)
         if p.quantity in spec.not_available:
             return encode_not_available(p)
-        return encode_point(p, self.model.value(p.quantity, now), transform_factor(p, spec.ratios))
+        shown = self.model.indicated(p.quantity, now)
+        return encode_point(p, shown, transform_factor(p, spec.ratios))
 
 
 class ModbusTcpSimulator:

@@ -57,6 +57,11 @@ class SimRatios(StrictModel):
     vt: float = Field(1.0, gt=0)
 
 
+class MeterError(StrictModel):
+    gain: float = Field(1.0, gt=0)
+    offset: float = 0.0
+
+
 class SimMeter(StrictModel):
     id: str
     profile: str
@@ -68,8 +73,12 @@ class SimMeter(StrictModel):
     gauges: dict[str, float | RateOf] = {}
     ratios: SimRatios = SimRatios()
     not_available: list[str] = Field([], description="quantities served as the meter's N/A")
+    errors: dict[str, MeterError] = Field(
+        {}, description="a known measurement error per quantity: the meter shows "
+        "gain·truth + offset (what a calibration reveals)"
+    )
 
-    @field_validator("counters", "gauges", "not_available")
+    @field_validator("counters", "gauges", "not_available", "errors")
     @classmethod
     def _known(cls, v: dict[str, object] | list[str]) -> dict[str, object] | list[str]:
         for name in v:
@@ -161,6 +170,12 @@ class MeterModel:
         if isinstance(g, RateOf):
             return self.spec.counters[g.rate_of].rate.at(dt) * g.factor
         return float(g) if g is not None else 0.0
+
+    def indicated(self, name: str, t: float) -> float:
+        """What the meter shows: the truth with the meter's own error, if the scenario gives one."""
+        err = self.spec.errors.get(name)
+        truth = self.value(name, t)
+        return truth if err is None else err.gain * truth + err.offset
 
 
 def build_models(scenario: Scenario) -> dict[str, MeterModel]:

@@ -12,7 +12,7 @@ from metertrace import __version__
 from ..storage.registry_sqlite import SqliteRegistry
 from .auth import Authenticator
 from .deps import Services
-from .routes import calibration, devices, health, readings
+from .routes import calibration, chain, devices, health, readings
 from .routes import registry as registry_routes
 
 
@@ -21,6 +21,7 @@ def create_app(
     *,
     registry: SqliteRegistry,
     auth: Authenticator,
+    on_calibration_change: Callable[[str], None] | None = None,
     on_start: Callable[[], None] | None = None,
     on_stop: Callable[[], None] | None = None,
 ) -> FastAPI:
@@ -41,12 +42,14 @@ def create_app(
     app.state.services = services
     app.state.registry = registry
     app.state.auth = auth
+    app.state.on_calibration_change = on_calibration_change
     for r in (
         devices.router,
         readings.router,
         health.router,
         registry_routes.router,
         calibration.router,
+        chain.router,
     ):
         app.include_router(r)
     return app

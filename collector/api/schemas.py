@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from metertrace.wire import CounterEventBody
+
 
 class Device(BaseModel):
     id: str
@@ -17,6 +19,14 @@ class Device(BaseModel):
     messages: int
 
 
+class Recalibrated(BaseModel):
+    """The value recomputed under the certificate in force now (the stored one is unchanged)."""
+
+    value: float
+    certificate: str
+    version: int
+
+
 class Reading(BaseModel):
     device: str
     seq: int
@@ -26,6 +36,12 @@ class Reading(BaseModel):
     unit: str
     raw: str | None
     quality: str
+    uncorrected: float | None = None
+    cal_status: str | None = None
+    certificate: str | None = None
+    certificate_version: int | None = None
+    cal_check: str | None = None
+    recalibrated: Recalibrated | None = None
 
 
 class Health(BaseModel):
@@ -50,21 +66,25 @@ class Quarantined(BaseModel):
 
 
 class Event(BaseModel):
-    """A gateway's event; data_loss: messages it dropped unsent (outbox bound) or polls it
-    could not store (first_seq/last_seq null)."""
+    """A gateway's event. data_loss: messages it dropped unsent (outbox bound) or polls it
+    could not store (first_seq/last_seq null); reason .. last_ts are null for other events.
+    counter: a wrap, reset, replacement, backward step or jump of a total, with its evidence."""
 
     gateway: str
     id: int
     device: str
     ts: datetime
     received_at: datetime
-    event: str
-    reason: str
+    event: str = Field(description="data_loss or counter")
+    reason: str | None
     first_seq: int | None
     last_seq: int | None
-    count: int
-    first_ts: datetime
-    last_ts: datetime
+    count: int | None
+    first_ts: datetime | None
+    last_ts: datetime | None
+    counter: CounterEventBody | None = Field(
+        None, description="counter events: the body as the gateway signed it"
+    )
 
 
 class Gap(BaseModel):

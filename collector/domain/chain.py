@@ -98,12 +98,14 @@ def verify_chain(
     *,
     losses: Iterable[tuple[int, int]] = (),
     arrival_order: Sequence[int] = (),
+    replays: Iterable[int] = (),
 ) -> ChainReport:
     """Check the chain of one device.
 
     links: the stored messages (any order; one per seq). losses: seq ranges a data-loss event
     declared dropped. arrival_order: the seq of every received copy in arrival order, duplicates
     included; a copy that arrives after a higher seq had already arrived is a replay.
+    replays: such late copies as the store recorded them (instead of, or with, arrival_order).
     """
     by_seq = {link.seq: link for link in links}
     report = ChainReport(device, messages=len(by_seq))
@@ -131,5 +133,5 @@ def verify_chain(
             report.replays.append(s)
         seen.add(s)
         highest = max(highest, s)
-    report.replays = sorted(set(report.replays))
+    report.replays = sorted(set(report.replays) | set(replays))
     return report

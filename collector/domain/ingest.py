@@ -78,6 +78,7 @@ class Accepted:
     message: Message
     hash: str
     payload: bytes
+    cal_checks: tuple[str | None, ...] = ()  # per reading: ok / mismatch / ..., or None
 
 
 @dataclass(frozen=True, slots=True)

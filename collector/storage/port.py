@@ -8,6 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from metertrace.wire import CounterEventBody
+
+from ..domain.chain import Link
 from ..domain.ingest import Accepted, AcceptedEvent
 
 
@@ -38,6 +41,11 @@ class ReadingRow:
     unit: str
     raw: str | None
     quality: str
+    uncorrected: float | None = None  # before the calibration correction
+    cal_status: str | None = None  # calibrated / uncalibrated / calibration_expired
+    certificate: str | None = None
+    certificate_version: int | None = None
+    cal_check: str | None = None  # the collector's recomputation: ok / mismatch / ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +60,8 @@ class QuarantineRow:
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
-    """A gateway's event; for data_loss, the messages it says it dropped unsent."""
+    """A gateway's event. data_loss: the messages it says it dropped unsent (reason ..
+    last_ts, null for other events); counter: a counter discontinuity with its evidence."""
 
     gateway: str
     id: int
@@ -60,12 +69,13 @@ class EventRow:
     ts: datetime
     received_at: datetime
     event: str
-    reason: str
+    reason: str | None
     first_seq: int | None
     last_seq: int | None
-    count: int
-    first_ts: datetime
-    last_ts: datetime
+    count: int | None
+    first_ts: datetime | None
+    last_ts: datetime | None
+    counter: CounterEventBody | None = None
 
 
 @dataclass
@@ -108,6 +118,10 @@ class Store(Protocol):
     def latest(self, device: str) -> list[ReadingRow]: ...
 
     def quarantined(self, limit: int = 100) -> list[QuarantineRow]: ...
+
+    def chain(self, device: str) -> tuple[list[Link], list[int]]:
+        """The device's chain links, and the seqs that arrived again after newer ones."""
+        ...
 
     def events(self, *, device: str | None = None, limit: int = 1000) -> list[EventRow]:
         """Events, oldest first."""

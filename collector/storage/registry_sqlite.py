@@ -277,7 +277,7 @@ class SqliteRegistry:
                         {"retired": [k for (k,) in old]} if old else None, {"kid": key.kid})
         return key
 
-    def keys(self) -> list[EnrolledKey]:
+    def gateway_keys(self) -> list[EnrolledKey]:
         rows = self._db.execute(
             "SELECT k.gateway, k.kid, k.alg, k.material, k.valid_from, r.retired_at "
             "FROM gateway_keys k LEFT JOIN key_retirements r ON r.kid = k.kid ORDER BY k.valid_from"

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from metertrace.timeutil import parse_utc, to_wire, utcnow
+from metertrace.wire import CounterEventBody
 
+from ..domain.chain import Link
 from ..domain.ingest import Accepted, AcceptedEvent
 from .port import DeviceRow, EventRow, Outcome, QuarantineRow, ReadingRow, Stats
 
@@ -46,7 +48,18 @@ CREATE TABLE IF NOT EXISTS readings (
     unit TEXT NOT NULL,
     raw TEXT,
     quality TEXT NOT NULL,
+    uncorrected REAL,
+    cal_status TEXT,
+    certificate TEXT,
+    certificate_version INTEGER,
+    cal_check TEXT,
     PRIMARY KEY (device, quantity, seq)
+);
+CREATE TABLE IF NOT EXISTS late_duplicates (
+    device TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    newest_seq INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS readings_by_time ON readings (device, quantity, ts);
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -64,12 +77,13 @@ CREATE TABLE IF NOT EXISTS events (
     ts TEXT NOT NULL,
     received_at TEXT NOT NULL,
     event TEXT NOT NULL,
-    reason TEXT NOT NULL,
+    reason TEXT,
     first_seq INTEGER,
     last_seq INTEGER,
-    count INTEGER NOT NULL,
-    first_ts TEXT NOT NULL,
-    last_ts TEXT NOT NULL,
+    count INTEGER,
+    first_ts TEXT,
+    last_ts TEXT,
+    counter TEXT,
     hash TEXT NOT NULL,
     payload BLOB NOT NULL,
     PRIMARY KEY (gateway, id)
@@ -149,11 +163,25 @@ class SqliteStore:
         return outcomes
 
     def _event_one(self, a: AcceptedEvent, now: str) -> Outcome:
+        # data_loss fills the reason..last_ts columns (the gap queries use them); a counter
+        # event's evidence is kept whole as JSON in `counter`
         e, loss = a.event, a.event.data_loss
+        lost: tuple[object, ...] = (None,) * 6
+        if loss is not None:
+            lost = (
+                loss.reason.value,
+                loss.first_seq,
+                loss.last_seq,
+                loss.count,
+                to_wire(loss.first_ts),
+                to_wire(loss.last_ts),
+            )
+        counter = None if e.counter is None else e.counter.model_dump_json()
         cur = self._w.execute(
             "INSERT INTO events (gateway, id, device, ts, received_at, event, reason, first_seq, "
-            "last_seq, count, first_ts, last_ts, hash, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(gateway, id) DO NOTHING",
+            "last_seq, count, first_ts, last_ts, counter, hash, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(gateway, id) DO NOTHING",
             (
                 e.gateway,
                 e.id,
@@ -161,12 +189,8 @@ class SqliteStore:
                 to_wire(e.ts),
                 now,
                 e.event,
-                loss.reason.value,
-                loss.first_seq,
-                loss.last_seq,
-                loss.count,
-                to_wire(loss.first_ts),
-                to_wire(loss.last_ts),
+                *lost,
+                counter,
                 a.hash,
                 a.payload,
             ),
@@ -190,13 +214,28 @@ class SqliteStore:
             row = self._w.execute(
                 "SELECT hash FROM messages WHERE device = ? AND seq = ?", (m.device, m.seq)
             ).fetchone()
-            return Outcome.DUPLICATE if row[0] == a.hash else Outcome.CONFLICT
+            if row[0] != a.hash:
+                return Outcome.CONFLICT
+            newest = self._w.execute(
+                "SELECT max(seq) FROM messages WHERE device = ?", (m.device,)
+            ).fetchone()[0]
+            if newest > m.seq:  # an old message again after newer ones: evidence of a replay
+                self._w.execute(
+                    "INSERT INTO late_duplicates (device, seq, received_at, newest_seq) "
+                    "VALUES (?, ?, ?, ?)",
+                    (m.device, m.seq, now, newest),
+                )
+            return Outcome.DUPLICATE
+        checks = a.cal_checks or (None,) * len(m.readings)
         self._w.executemany(
-            "INSERT INTO readings (device, seq, quantity, ts, value, unit, raw, quality) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO readings (device, seq, quantity, ts, value, unit, raw, quality, "
+            "uncorrected, cal_status, certificate, certificate_version, cal_check) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (m.device, m.seq, r.quantity, ts, r.value, r.unit, r.raw, r.quality.value)
-                for r in m.readings
+                (m.device, m.seq, r.quantity, ts, r.value, r.unit, r.raw, r.quality.value,
+                 r.cal.uncorrected if r.cal else None, r.cal.status if r.cal else None,
+                 r.cal.certificate if r.cal else None, r.cal.version if r.cal else None, check)
+                for r, check in zip(m.readings, checks, strict=True)
             ],
         )
         return Outcome.STORED
@@ -208,6 +247,23 @@ class SqliteStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 (to_wire(utcnow()), topic, reason, detail, payload),
             )
+
+    def chain(self, device: str) -> tuple[list[Link], list[int]]:
+        """The device's stored chain links, and the seqs that arrived again after newer ones."""
+        db = self._r()
+        links = [
+            Link(r[0], r[1], r[2], parse_utc(r[3]))
+            for r in db.execute(
+                "SELECT seq, hash, prev, ts FROM messages WHERE device = ? ORDER BY seq", (device,)
+            ).fetchall()
+        ]
+        late = [
+            r[0]
+            for r in db.execute(
+                "SELECT DISTINCT seq FROM late_duplicates WHERE device = ? ORDER BY seq", (device,)
+            ).fetchall()
+        ]
+        return links, late
 
     # --- queries --------------------------------------------------------------------------
     def devices(self) -> list[DeviceRow]:
@@ -239,7 +295,8 @@ class SqliteStore:
         limit: int = 10000,
     ) -> list[ReadingRow]:
         sql = (
-            "SELECT device, seq, ts, quantity, value, unit, raw, quality FROM readings "
+            "SELECT device, seq, ts, quantity, value, unit, raw, quality, "
+            "uncorrected, cal_status, certificate, certificate_version, cal_check FROM readings "
             "WHERE device = ?"
         )
         args: list[object] = [device]
@@ -260,7 +317,8 @@ class SqliteStore:
         rows = (
             self._r()
             .execute(
-                "SELECT r.device, r.seq, r.ts, r.quantity, r.value, r.unit, r.raw, r.quality "
+                "SELECT r.device, r.seq, r.ts, r.quantity, r.value, r.unit, r.raw, r.quality, "
+                "r.uncorrected, r.cal_status, r.certificate, r.certificate_version, r.cal_check "
                 "FROM readings r WHERE r.device = ? AND r.seq = "
                 "(SELECT max(seq) FROM messages WHERE device = ?) ORDER BY r.quantity",
                 (device, device),
@@ -284,7 +342,7 @@ class SqliteStore:
     def events(self, *, device: str | None = None, limit: int = 1000) -> list[EventRow]:
         sql = (
             "SELECT gateway, id, device, ts, received_at, event, reason, first_seq, last_seq, "
-            "count, first_ts, last_ts FROM events"
+            "count, first_ts, last_ts, counter FROM events"
         )
         args: list[object] = []
         if device:
@@ -303,9 +361,10 @@ class SqliteStore:
                 reason=r[6],
                 first_seq=r[7],
                 last_seq=r[8],
-                count=int(r[9]),
-                first_ts=parse_utc(r[10]),
-                last_ts=parse_utc(r[11]),
+                count=r[9],
+                first_ts=None if r[10] is None else parse_utc(r[10]),
+                last_ts=None if r[11] is None else parse_utc(r[11]),
+                counter=None if r[12] is None else CounterEventBody.model_validate_json(r[12]),
             )
             for r in self._r().execute(sql, args).fetchall()
         ]
@@ -353,4 +412,9 @@ def _reading(r: Any) -> ReadingRow:
         unit=r[5],
         raw=r[6],
         quality=r[7],
+        uncorrected=r[8],
+        cal_status=r[9],
+        certificate=r[10],
+        certificate_version=r[11],
+        cal_check=r[12],
     )

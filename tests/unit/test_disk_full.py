@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from edge_agent.config import AgentConfig
+from edge_agent.counter_quality import CounterWatch
 from edge_agent.poller import DeviceHealth
 from edge_agent.runner import Agent
 from metertrace.keys import create_key
@@ -25,6 +26,7 @@ READINGS = [{"quantity": "energy.active.import", "value": 1.0, "unit": "kWh", "r
 class Poller:  # what Agent.record reads of a poller
     device: str
     health: DeviceHealth = field(default_factory=DeviceHealth)
+    counters: CounterWatch = field(default_factory=lambda: CounterWatch("m1"))
 
 
 def test_unstored_polls_are_reported_once_the_outbox_works_again(tmp_path, caplog):

@@ -54,7 +54,8 @@ def events(
     device: Annotated[str | None, Query(description="device id; all devices when absent")] = None,
     limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
 ) -> list[Event]:
-    """Events from the gateways, oldest first: data-loss reports name the dropped seq range."""
+    """Events from the gateways, oldest first: data-loss reports name the dropped seq range;
+    counter events carry the before/after evidence of a wrap, reset or suspect reading."""
     return [Event(**asdict(e)) for e in store.events(device=device, limit=limit)]
 
 

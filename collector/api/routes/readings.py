@@ -4,12 +4,15 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 
+from metertrace.corrections import apply
 from metertrace.timeutil import parse_utc
 
+from ...domain.certificates import in_force
+from ...storage.registry_sqlite import SqliteRegistry
 from ..deps import StoreDep
-from ..schemas import Reading
+from ..schemas import Reading, Recalibrated
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
 
@@ -23,9 +26,28 @@ def _time(value: str | None, field: str) -> datetime | None:
         raise HTTPException(422, str(exc)) from None
 
 
-def _known_device(store: StoreDep, device: str) -> None:
-    if device not in {d.id for d in store.devices()}:
+def _known_device(store: StoreDep, device: str, request: Request) -> None:
+    registry: SqliteRegistry = request.app.state.registry
+    if device not in {d.id for d in store.devices()} and registry.device(device) is None:
         raise HTTPException(404, f"device {device!r} is not registered; see /api/v1/devices")
+
+
+def _recalibrated(rows: list[Reading], registry: SqliteRegistry, device: str) -> list[Reading]:
+    """Each value recomputed under the certificate in force now for its time (read-only)."""
+    certs = registry.certificates(device)
+    out = []
+    for r in rows:
+        base = r.uncorrected if r.uncorrected is not None else r.value
+        cal = in_force(certs, device, r.ts)
+        corr = next((c for c in cal.corrections if c.quantity == r.quantity), None)
+        if base is None or corr is None or cal.certificate is None:
+            out.append(r)
+            continue
+        value, _ = apply(corr, base)
+        out.append(r.model_copy(update={"recalibrated": Recalibrated(
+            value=value, certificate=cal.certificate.certificate_id,
+            version=cal.certificate.version)}))
+    return out
 
 
 @router.get("/readings", response_model=list[Reading])
@@ -36,18 +58,25 @@ def list_readings(
     start: Annotated[str | None, Query(description="ISO 8601 with timezone, inclusive")] = None,
     end: Annotated[str | None, Query(description="ISO 8601 with timezone, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=100000)] = 10000,
+    recalibrate: Annotated[
+        bool, Query(description="add each value recomputed under the certificate in force now")
+    ] = False,
+    *,
+    request: Request,
 ) -> list[Reading]:
-    """Stored readings of one device, oldest first, with unit, raw registers and quality."""
-    _known_device(store, device)
+    """Stored readings of one device, oldest first, with unit, raw registers, quality and the
+    calibration each value carries."""
+    _known_device(store, device, request)
     t0, t1 = _time(start, "start"), _time(end, "end")
     if t0 and t1 and t1 <= t0:
         raise HTTPException(422, "end must be after start")
     rows = store.readings(device=device, quantity=quantity, start=t0, end=t1, limit=limit)
-    return [Reading(**asdict(r)) for r in rows]
+    out = [Reading(**asdict(r)) for r in rows]
+    return _recalibrated(out, request.app.state.registry, device) if recalibrate else out
 
 
 @router.get("/readings/latest", response_model=list[Reading])
-def latest_readings(store: StoreDep, device: str) -> list[Reading]:
+def latest_readings(store: StoreDep, device: str, request: Request) -> list[Reading]:
     """The newest message's readings of one device."""
-    _known_device(store, device)
+    _known_device(store, device, request)
     return [Reading(**asdict(r)) for r in store.latest(device)]

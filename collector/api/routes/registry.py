@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request
+from pydantic import BaseModel, Field
 
+from metertrace.signing import EnrolledKey, SigningKeyError, load_public_pem
 from metertrace.timeutil import utcnow
+from metertrace.wire import check_id
 
 from ...domain.registry import AuditEntry, DeviceRecord, DeviceSpec, Replacement
 from ...storage.registry_sqlite import RegistryConflict, SqliteRegistry
@@ -91,6 +95,46 @@ def replace_meter(
         )
     except RegistryConflict as exc:
         raise HTTPException(409, str(exc)) from None
+
+
+class KeyEnrolment(BaseModel):
+    public_key_pem: str = Field(description="the gateway's Ed25519 public key (its .pub.pem)")
+
+
+class EnrolledKeyOut(BaseModel):
+    gateway: str
+    kid: str
+    alg: str
+    valid_from: datetime
+    retired_at: datetime | None
+
+
+def _key_out(k: EnrolledKey) -> EnrolledKeyOut:
+    return EnrolledKeyOut(gateway=k.gateway, kid=k.kid, alg=k.alg, valid_from=k.valid_from,
+                          retired_at=k.retired_at)
+
+
+@router.post("/registry/gateways/{gateway}/keys", response_model=EnrolledKeyOut, status_code=201)
+def enrol_key(
+    gateway: str, body: KeyEnrolment, request: Request, caller: CanManageDevices
+) -> EnrolledKeyOut:
+    """Enrol a gateway's public key; the previous key is retired now and keeps verifying the
+    messages stamped before this moment."""
+    try:
+        raw = load_public_pem(body.public_key_pem)
+        key = _registry(request).enrol_key(
+            check_id("gateway", gateway), raw, actor=caller.name, role=caller.role_name,
+            at=utcnow(),
+        )
+    except (SigningKeyError, ValueError) as exc:
+        status = 409 if isinstance(exc, RegistryConflict) else 422
+        raise HTTPException(status, str(exc)) from None
+    return _key_out(key)
+
+
+@router.get("/registry/gateways/keys", response_model=list[EnrolledKeyOut])
+def list_keys(request: Request, _: CanRead) -> list[EnrolledKeyOut]:
+    return [_key_out(k) for k in _registry(request).gateway_keys()]
 
 
 @router.get("/audit", response_model=list[AuditEntry])
