@@ -68,6 +68,9 @@ class RssRun:
             # growth within the window: a leak shows as last well above first
             "first_mib": round(self.samples_kib[0] / 1024, 1),
             "last_mib": round(self.samples_kib[-1] / 1024, 1),
+            "timeline_mib": [
+                round(k / 1024, 1) for k in self.samples_kib[:: max(1, len(self.samples_kib) // 20)]
+            ],
             "samples": len(self.samples_kib),
             "window_s": round(self.window_s, 1),
             "startup_s": round(self.startup_s, 2),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -30,23 +29,23 @@ class CalibrationService:
         self.registry, self.signer = registry, signer
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, int, str], Correction] = {}
-        self._loaded_at = 0.0
+        self._generation = -1
         self.publish: Publish | None = None
 
     def lookup(self, certificate: str, version: int, quantity: str) -> Correction | None:
         key = (certificate, version, quantity)
         with self._lock:
-            if key not in self._cache and time.monotonic() - self._loaded_at > 1.0:
+            if key not in self._cache and self.registry.generation() != self._generation:
                 self._reload()
             return self._cache.get(key)
 
     def _reload(self) -> None:
+        self._generation = self.registry.generation()
         self._cache = {
             (c.certificate_id, c.certificate_version, c.quantity): c
             for s in self.registry.certificates()
             for c in s.corrections
         }
-        self._loaded_at = time.monotonic()
 
     def calibration_set(self, gateway: str, now: datetime) -> CalibrationSet:
         certs = self.registry.certificates()

@@ -1,11 +1,11 @@
 """The collector's key ring: keys and devices from the config and the registry, reloaded when
-a message names a key id it does not know (a key enrolled by the CLI or API since)."""
+a message names a key, gateway or device it does not know and the registry has changed since
+(a key enrolled or a device registered by the CLI or the API, in this process or another)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import UTC, datetime
 
 from metertrace.keys import read_key
@@ -21,14 +21,14 @@ _CONFIG_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class KeyRing:
-    def __init__(self, config: CollectorConfig, registry: SqliteRegistry, *,
-                 min_reload_s: float = 1.0) -> None:
-        self.config, self.registry, self.min_reload_s = config, registry, min_reload_s
+    def __init__(self, config: CollectorConfig, registry: SqliteRegistry) -> None:
+        self.config, self.registry = config, registry
         self._lock = threading.Lock()
-        self._loaded_at = 0.0
+        self._generation = -1
         self._trust = self._load()
 
     def _load(self) -> Trust:
+        self._generation = self.registry.generation()
         gateways: dict[str, GatewayKey] = {}
         enrolled = []
         for gw in self.config.gateways:
@@ -43,16 +43,15 @@ class KeyRing:
         enrolled += self.registry.gateway_keys()
         for k in enrolled:
             gateways.setdefault(k.gateway, GatewayKey(None, frozenset()))
-        self._loaded_at = time.monotonic()
         return Trust.of(gateways, enrolled)
 
     def current(self) -> Trust:
         return self._trust
 
-    def reload(self, *, force: bool = False) -> bool:
-        """Re-read the registry; rate-limited so a flood of forged key ids costs nothing."""
+    def reload(self) -> bool:
+        """Re-read the registry if it changed; a flood of forged key ids costs one query each."""
         with self._lock:
-            if not force and time.monotonic() - self._loaded_at < self.min_reload_s:
+            if self.registry.generation() == self._generation:
                 return False
             self._trust = self._load()
             log.info("key ring reloaded: %d keys, %d gateways",

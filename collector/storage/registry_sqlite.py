@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,9 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RegistryConflict(ValueError):
@@ -254,7 +257,9 @@ class SqliteRegistry:
     ) -> EnrolledKey:
         """Enrol a gateway's Ed25519 public key; its previous key is retired from `at` on,
         and still verifies the messages stamped before that."""
-        key = enrolled_ed25519(gateway, public_raw, at)
+        # Valid for any earlier stamp: a gateway signs (and buffers) before anyone enrols its key.
+        # Only a retirement bounds a key; the enrolment time is kept for the record.
+        key = enrolled_ed25519(gateway, public_raw, _EPOCH)
         ts = to_wire(at)
         with self._tx():
             if self._db.execute("SELECT 1 FROM gateway_keys WHERE kid = ?", (key.kid,)).fetchone():
@@ -283,10 +288,13 @@ class SqliteRegistry:
             "FROM gateway_keys k LEFT JOIN key_retirements r ON r.kid = k.kid ORDER BY k.valid_from"
         ).fetchall()
         return [
-            EnrolledKey(r[0], r[1], r[2], bytes(r[3]), parse_utc(r[4]),
-                        parse_utc(r[5]) if r[5] else None)
+            EnrolledKey(r[0], r[1], r[2], bytes(r[3]), _EPOCH, parse_utc(r[5]) if r[5] else None)
             for r in rows
         ]
+
+    def enrolled_at(self) -> dict[str, datetime]:
+        rows = self._db.execute("SELECT kid, valid_from FROM gateway_keys").fetchall()
+        return {r[0]: parse_utc(r[1]) for r in rows}
 
     # --- certificates ----------------------------------------------------------------------
     def add_certificate(self, stored: StoredCertificate, *, role: str) -> StoredCertificate:
@@ -357,6 +365,11 @@ class SqliteRegistry:
             StoredCertificate.model_validate_json(r[0])
             for r in self._db.execute(sql, args).fetchall()
         ]
+
+    def generation(self) -> int:
+        """Changes with every registry write (each is audited), in this process or another."""
+        row = self._db.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()
+        return int(row[0])
 
     # --- audit ---------------------------------------------------------------------------
     def audit(self, *, entity_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:

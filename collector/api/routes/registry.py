@@ -105,13 +105,13 @@ class EnrolledKeyOut(BaseModel):
     gateway: str
     kid: str
     alg: str
-    valid_from: datetime
-    retired_at: datetime | None
+    enrolled_at: datetime | None
+    retired_at: datetime | None = None  # messages stamped after this are refused
 
 
-def _key_out(k: EnrolledKey) -> EnrolledKeyOut:
-    return EnrolledKeyOut(gateway=k.gateway, kid=k.kid, alg=k.alg, valid_from=k.valid_from,
-                          retired_at=k.retired_at)
+def _key_out(k: EnrolledKey, enrolled: dict[str, datetime]) -> EnrolledKeyOut:
+    return EnrolledKeyOut(gateway=k.gateway, kid=k.kid, alg=k.alg,
+                          enrolled_at=enrolled.get(k.kid), retired_at=k.retired_at)
 
 
 @router.post("/registry/gateways/{gateway}/keys", response_model=EnrolledKeyOut, status_code=201)
@@ -129,12 +129,14 @@ def enrol_key(
     except (SigningKeyError, ValueError) as exc:
         status = 409 if isinstance(exc, RegistryConflict) else 422
         raise HTTPException(status, str(exc)) from None
-    return _key_out(key)
+    return _key_out(key, _registry(request).enrolled_at())
 
 
 @router.get("/registry/gateways/keys", response_model=list[EnrolledKeyOut])
 def list_keys(request: Request, _: CanRead) -> list[EnrolledKeyOut]:
-    return [_key_out(k) for k in _registry(request).gateway_keys()]
+    reg = _registry(request)
+    enrolled = reg.enrolled_at()
+    return [_key_out(k, enrolled) for k in reg.gateway_keys()]
 
 
 @router.get("/audit", response_model=list[AuditEntry])
