@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import __version__
+from . import __version__, cli_calibration
 
 _EXTRA_OF = {
     "pymodbus": "agent",
@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     akn.add_argument("--name", required=True, help="who holds it (for the audit log)")
     akn.set_defaults(func=cmd_apikey_new)
 
+    cli_calibration.add_parser(sub)
+
     w = sub.add_parser("wire-schema", help="print the JSON Schema of a gateway message")
     w.set_defaults(func=cmd_wire_schema)
 
@@ -335,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         args.func(args)
-    except (CliError, ConfigError, ProfileError, KeyFileError) as exc:
+    except (CliError, ConfigError, ProfileError, KeyFileError, cli_calibration.ApiError) as exc:
         print(f"metertrace: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
