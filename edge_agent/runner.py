@@ -14,7 +14,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from device_profiles import find_profile
+from device_profiles import Ratios, find_profile
 from device_profiles.dlt645 import AnyProfile
 from metertrace.signing import gateway_signer
 from metertrace.timeutil import to_wire, utcnow
@@ -58,6 +58,7 @@ def build_pollers(config: AgentConfig, factory: TransportFactory) -> list[Device
                 profile,
                 factory.reader(d, profile),
                 backoff=Backoff.for_interval(d.interval_s),
+                ratios=Ratios(ct=d.ct_ratio, vt=d.vt_ratio),
             )
         )
     return pollers
