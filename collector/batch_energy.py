@@ -181,6 +181,11 @@ class BatchEnergyService:
                 else "no topology is set: metertrace topology set plant-topology.yaml"
             )
         period = choose_period(record.batch, period_start, period_end, tz)
+        if not (record.batch.start < period.end and period.start < record.batch.end):
+            raise PeriodError(
+                f"batch {batch_id} ran {record.batch.start.isoformat()} – "
+                f"{record.batch.end.isoformat()}, outside the period; choose one that overlaps it"
+            )
         batches = [r.batch for r in self.batches.batches(start=period.start, end=period.end)]
         try:
             alloc = self._allocate(record.batch, batches, topo, period)

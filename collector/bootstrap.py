@@ -17,6 +17,7 @@ from .api.deps import Services
 from .calibration_service import CalibrationService
 from .config import CollectorConfig
 from .mqtt_consumer import MqttConsumer
+from .storage.batches_sqlite import SqliteBatches
 from .storage.registry_sqlite import SqliteRegistry
 from .storage.sqlite import SqliteStore
 from .trust import KeyRing
@@ -52,8 +53,11 @@ def bootstrap(config: CollectorConfig) -> Collector:
     signer, created = load_or_create_ed25519("collector", config.signing.key_file)
     if created:
         public_key_path(config.signing.key_file).write_text(signer.public_pem())
-        log.warning("created the collector's signing key %s; gateways verify calibration sets "
-                    "with %s", config.signing.key_file, public_key_path(config.signing.key_file))
+        log.warning(
+            "created the collector's signing key %s; gateways verify calibration sets with %s",
+            config.signing.key_file,
+            public_key_path(config.signing.key_file),
+        )
     calibration = CalibrationService(registry, signer)
     calibration.publish = consumer.publish_retained
     consumer.calibration = calibration
@@ -65,4 +69,5 @@ def bootstrap(config: CollectorConfig) -> Collector:
         on_start=consumer.start,
         on_stop=consumer.stop,
     )
+    app.state.batches = SqliteBatches(config.database.path)  # batches and topology
     return Collector(config, store, consumer, app)

@@ -57,14 +57,18 @@ class CalibrationService:
             if cal.certificate is None:
                 continue
             stored = next(
-                s for s in certs
+                s
+                for s in certs
                 if s.certificate.certificate_id == cal.certificate.certificate_id
                 and s.certificate.version == cal.certificate.version
             )
             start, end = validity_window(stored.certificate)
             devices[rec.spec.id] = DeviceEntry(
-                certificate_id=cal.certificate.certificate_id, version=cal.certificate.version,
-                valid_from=start, valid_until=end, corrections=cal.corrections,
+                certificate_id=cal.certificate.certificate_id,
+                version=cal.certificate.version,
+                valid_from=start,
+                valid_until=end,
+                corrections=cal.corrections,
             )
         # microseconds since the epoch: increases across collector restarts too
         serial = int(now.timestamp() * 1_000_000)

@@ -25,8 +25,9 @@ class DeviceEntry(StrictModel):
 class GatewayEntry(StrictModel):
     id: str
     public_key_file: ConfigPath | None = Field(
-        None, description="the gateway's Ed25519 public key (PEM); or enrol it later with "
-        "metertrace gateway enrol"
+        None,
+        description="the gateway's Ed25519 public key (PEM); or enrol it later with "
+        "metertrace gateway enrol",
     )
     key_file: ConfigPath | None = Field(
         None, description="an HMAC key shared with the gateway (signing.alg hmac-sha256)"
@@ -93,7 +94,8 @@ class CollectorMqtt(MqttSettings):
 
 class CollectorSigning(StrictModel):
     key_file: ConfigPath = Field(
-        Path("collector-ed25519.pem"), validate_default=True,
+        Path("collector-ed25519.pem"),
+        validate_default=True,
         description="the collector's Ed25519 key, created on first start; it signs the "
         "calibration sets gateways apply (metertrace collector pubkey prints its public key)",
     )

@@ -156,11 +156,19 @@ class MqttConsumer:
             lookup = self.calibration.lookup
             checks = tuple(check(r, lookup) for r in judged.message.readings)
             if any(c is not None for c in checks):
-                bad = [r.quantity for r, c in zip(judged.message.readings, checks, strict=True)
-                       if c not in (None, CalCheck.OK)]
+                bad = [
+                    r.quantity
+                    for r, c in zip(judged.message.readings, checks, strict=True)
+                    if c not in (None, CalCheck.OK)
+                ]
                 if bad:
-                    log.error("%s seq %d: calibrated values of %s do not recompute from their "
-                              "certificate", judged.message.device, judged.message.seq, bad)
+                    log.error(
+                        "%s seq %d: calibrated values of %s do not recompute from their "
+                        "certificate",
+                        judged.message.device,
+                        judged.message.seq,
+                        bad,
+                    )
                 judged = replace(judged, cal_checks=tuple(c and c.value for c in checks))
         return judged
 
@@ -169,8 +177,11 @@ class MqttConsumer:
             return judge(item.topic, item.payload, self.ring.current())
         except Rejected as rej:
             # a key or device registered since the ring was loaded: look once more
-            retry = rej.reason in (Reason.UNKNOWN_KEY, Reason.UNKNOWN_DEVICE,
-                                   Reason.UNKNOWN_GATEWAY)
+            retry = rej.reason in (
+                Reason.UNKNOWN_KEY,
+                Reason.UNKNOWN_DEVICE,
+                Reason.UNKNOWN_GATEWAY,
+            )
             if retry and self.ring.reload():
                 return judge(item.topic, item.payload, self.ring.current())
             raise

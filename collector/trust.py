@@ -54,6 +54,9 @@ class KeyRing:
             if self.registry.generation() == self._generation:
                 return False
             self._trust = self._load()
-            log.info("key ring reloaded: %d keys, %d gateways",
-                     len(self._trust.keys), len(self._trust.devices))
+            log.info(
+                "key ring reloaded: %d keys, %d gateways",
+                len(self._trust.keys),
+                len(self._trust.devices),
+            )
             return True

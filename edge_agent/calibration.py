@@ -28,7 +28,10 @@ class CalibrationBook:
         raw = load_public_pem(collector_public_pem)
         self.gateway, self.path = gateway, path
         self._key = EnrolledKey(
-            "collector", f"collector:{fingerprint(raw)}", ED25519, raw,
+            "collector",
+            f"collector:{fingerprint(raw)}",
+            ED25519,
+            raw,
             datetime(1970, 1, 1, tzinfo=UTC),
         )
         self.current: CalibrationSet | None = None  # swapped whole: readers need no lock

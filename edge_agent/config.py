@@ -100,8 +100,10 @@ class DeviceSettings(StrictModel):
         False, description="poll at multiples of interval_s since midnight UTC (:00, :15, ...)"
     )
     ct_ratio: float | None = Field(
-        None, gt=0, description="current transformer ratio fitted (e.g. 40 for 200/5 A); "
-        "overrides the ratio the meter reports, for profiles with transform: ct"
+        None,
+        gt=0,
+        description="current transformer ratio fitted (e.g. 40 for 200/5 A); "
+        "overrides the ratio the meter reports, for profiles with transform: ct",
     )
     vt_ratio: float | None = Field(None, gt=0, description="voltage transformer ratio fitted")
 

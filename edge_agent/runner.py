@@ -84,9 +84,7 @@ class Agent:
         self.config = config
         self.cycles = cycles
         self.gateway = config.gateway.id
-        signer, hint = gateway_signer(
-            self.gateway, config.signing.alg, config.signing.key_file
-        )
+        signer, hint = gateway_signer(self.gateway, config.signing.alg, config.signing.key_file)
         if hint:
             log.warning("%s", hint)
         self.signer = MessageSigner(self.gateway, signer)

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import __version__, cli_calibration
+from . import __version__, cli_batches, cli_calibration
 
 _EXTRA_OF = {
     "pymodbus": "agent",
@@ -158,16 +158,20 @@ def cmd_collector_pubkey(args: argparse.Namespace) -> None:
     pub = public_key_path(config.signing.key_file)
     pub.write_text(signer.public_pem())
     print(signer.public_pem(), end="")
-    print(f"# written to {pub}; gateways name it in calibration.collector_public_key_file",
-          file=sys.stderr)
+    print(
+        f"# written to {pub}; gateways name it in calibration.collector_public_key_file",
+        file=sys.stderr,
+    )
 
 
 def cmd_gateway_keygen(args: argparse.Namespace) -> None:
     from .signing import create_gateway_key, public_key_path
 
     signer = create_gateway_key(args.gateway, Path(args.path))
-    print(f"wrote {args.path} (private, mode 600) and {public_key_path(Path(args.path))} "
-          f"(public) for {signer.kid}")
+    print(
+        f"wrote {args.path} (private, mode 600) and {public_key_path(Path(args.path))} "
+        f"(public) for {signer.kid}"
+    )
 
 
 def cmd_gateway_enrol(args: argparse.Namespace) -> None:
@@ -182,15 +186,20 @@ def cmd_gateway_enrol(args: argparse.Namespace) -> None:
     registry = reg_mod.SqliteRegistry(config.database.path)
     try:
         key = registry.enrol_key(
-            args.gateway, load_public_pem(Path(args.public_key).read_text()),
-            actor=args.actor, role="plant_engineer", at=utcnow(),
+            args.gateway,
+            load_public_pem(Path(args.public_key).read_text()),
+            actor=args.actor,
+            role="plant_engineer",
+            at=utcnow(),
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
     finally:
         registry.close()
-    print(f"enrolled {key.kid} for gateway {args.gateway}; a running collector picks it up "
-          "with the first message signed by it")
+    print(
+        f"enrolled {key.kid} for gateway {args.gateway}; a running collector picks it up "
+        "with the first message signed by it"
+    )
 
 
 def cmd_apikey_new(args: argparse.Namespace) -> None:
@@ -306,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     akn.set_defaults(func=cmd_apikey_new)
 
     cli_calibration.add_parser(sub)
+    cli_batches.add_parser(sub)
 
     w = sub.add_parser("wire-schema", help="print the JSON Schema of a gateway message")
     w.set_defaults(func=cmd_wire_schema)
@@ -337,7 +347,14 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         args.func(args)
-    except (CliError, ConfigError, ProfileError, KeyFileError, cli_calibration.ApiError) as exc:
+    except (
+        CliError,
+        ConfigError,
+        ProfileError,
+        KeyFileError,
+        cli_calibration.ApiError,
+        cli_batches.BatchCommandError,
+    ) as exc:
         print(f"metertrace: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 

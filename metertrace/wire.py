@@ -195,7 +195,7 @@ class CounterEventBody(_Strict):
     ts_before: AwareDatetime
     ts_after: AwareDatetime
     reading_ts: AwareDatetime = Field(
-        description="poll time of the reading this event explains (its seq carries the quality)"
+        description="poll time of the reading whose quality this event explains"
     )
     consumption: float | None = Field(
         ge=0,
@@ -276,8 +276,10 @@ def signing_bytes(message: dict[str, Any]) -> bytes:
 
 
 def sign(body: dict[str, Any], signer: Signer) -> dict[str, Any]:
-    return {**body, "sig": {"alg": signer.alg, "kid": signer.kid,
-                            "value": signer.sign(signing_bytes(body))}}
+    return {
+        **body,
+        "sig": {"alg": signer.alg, "kid": signer.kid, "value": signer.sign(signing_bytes(body))},
+    }
 
 
 def sign_hmac(body: dict[str, Any], key: bytes, kid: str) -> dict[str, Any]:

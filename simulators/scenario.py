@@ -74,8 +74,9 @@ class SimMeter(StrictModel):
     ratios: SimRatios = SimRatios()
     not_available: list[str] = Field([], description="quantities served as the meter's N/A")
     errors: dict[str, MeterError] = Field(
-        {}, description="a known measurement error per quantity: the meter shows "
-        "gain·truth + offset (what a calibration reveals)"
+        {},
+        description="a known measurement error per quantity: the meter shows "
+        "gain·truth + offset (what a calibration reveals)",
     )
 
     @field_validator("counters", "gauges", "not_available", "errors")

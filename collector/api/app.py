@@ -12,7 +12,7 @@ from metertrace import __version__
 from ..storage.registry_sqlite import SqliteRegistry
 from .auth import Authenticator
 from .deps import Services
-from .routes import calibration, chain, devices, health, readings
+from .routes import batches, calibration, chain, devices, health, readings
 from .routes import registry as registry_routes
 
 
@@ -50,6 +50,7 @@ def create_app(
         registry_routes.router,
         calibration.router,
         chain.router,
+        batches.router,
     ):
         app.include_router(r)
     return app

@@ -63,9 +63,7 @@ class Trust:
     devices: dict[str, frozenset[str]]
 
     @classmethod
-    def of(
-        cls, gateways: dict[str, GatewayKey], enrolled: Iterable[EnrolledKey] = ()
-    ) -> Trust:
+    def of(cls, gateways: dict[str, GatewayKey], enrolled: Iterable[EnrolledKey] = ()) -> Trust:
         keys = {k.kid: k for k in enrolled}
         for gw, entry in gateways.items():
             if entry.key is not None:
@@ -128,9 +126,7 @@ def _json_object(payload: bytes) -> dict[str, Any]:
     return raw
 
 
-def _authenticate(
-    topic: str, expected_topic: str, raw: dict[str, Any], trust: Trust
-) -> None:
+def _authenticate(topic: str, expected_topic: str, raw: dict[str, Any], trust: Trust) -> None:
     gateway, device = str(raw["gateway"]), str(raw["device"])
     what = f"seq {raw['seq']}" if "seq" in raw else f"event {raw.get('id')}"
     if topic != expected_topic:

@@ -278,8 +278,16 @@ class SqliteRegistry:
                 "VALUES (?, ?, ?, ?, ?)",
                 (gateway, key.kid, key.alg, key.material, ts),
             )
-            self._audit(ts, actor, role, "gateway.enrol_key", "gateway", gateway,
-                        {"retired": [k for (k,) in old]} if old else None, {"kid": key.kid})
+            self._audit(
+                ts,
+                actor,
+                role,
+                "gateway.enrol_key",
+                "gateway",
+                gateway,
+                {"retired": [k for (k,) in old]} if old else None,
+                {"kid": key.kid},
+            )
         return key
 
     def gateway_keys(self) -> list[EnrolledKey]:

@@ -232,9 +232,21 @@ class SqliteStore:
             "uncorrected, cal_status, certificate, certificate_version, cal_check) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (m.device, m.seq, r.quantity, ts, r.value, r.unit, r.raw, r.quality.value,
-                 r.cal.uncorrected if r.cal else None, r.cal.status if r.cal else None,
-                 r.cal.certificate if r.cal else None, r.cal.version if r.cal else None, check)
+                (
+                    m.device,
+                    m.seq,
+                    r.quantity,
+                    ts,
+                    r.value,
+                    r.unit,
+                    r.raw,
+                    r.quality.value,
+                    r.cal.uncorrected if r.cal else None,
+                    r.cal.status if r.cal else None,
+                    r.cal.certificate if r.cal else None,
+                    r.cal.version if r.cal else None,
+                    check,
+                )
                 for r, check in zip(m.readings, checks, strict=True)
             ],
         )

@@ -73,21 +73,34 @@ def certificate() -> dict:
     today = utcnow().date()
     cert = json.loads((ROOT / "docs" / "examples" / "certificate.json").read_text())
     energy = [
-        {"quantity": "energy.active.import", "unit": "kWh", "reference": ref,
-         "indicated": round(ENERGY_GAIN * ref, 9),
-         "uncertainty": {"value": 0.1, "k": 2.0, "unit": "%", "coverage_probability": 0.95}}
+        {
+            "quantity": "energy.active.import",
+            "unit": "kWh",
+            "reference": ref,
+            "indicated": round(ENERGY_GAIN * ref, 9),
+            "uncertainty": {"value": 0.1, "k": 2.0, "unit": "%", "coverage_probability": 0.95},
+        }
         for ref in (1.0, 2.0, 5.0, 10.0)
     ]
     power = [
-        {"quantity": "power.active.total", "unit": "kW", "reference": ref,
-         "indicated": round(POWER_GAIN * ref + POWER_OFFSET, 9),
-         "uncertainty": {"value": 0.5, "k": 2.0, "unit": "kW", "coverage_probability": 0.95}}
+        {
+            "quantity": "power.active.total",
+            "unit": "kW",
+            "reference": ref,
+            "indicated": round(POWER_GAIN * ref + POWER_OFFSET, 9),
+            "uncertainty": {"value": 0.5, "k": 2.0, "unit": "kW", "coverage_probability": 0.95},
+        }
         for ref in (100.0, 300.0, 500.0, 700.0)
     ]
     cert.update(
-        certificate_id="E2E-CAL-0001", device_id="elec-main", serial_number="SDM-E2E-1",
-        calibration_date=str(today - timedelta(days=10)), issue_date=str(today - timedelta(days=9)),
-        valid_until=str(today + timedelta(days=355)), timezone="UTC", points=energy + power,
+        certificate_id="E2E-CAL-0001",
+        device_id="elec-main",
+        serial_number="SDM-E2E-1",
+        calibration_date=str(today - timedelta(days=10)),
+        issue_date=str(today - timedelta(days=9)),
+        valid_until=str(today + timedelta(days=355)),
+        timezone="UTC",
+        points=energy + power,
         uncertainty=None,
     )
     for ref in cert["reference_standards"]:
@@ -100,9 +113,10 @@ def call(method: str, url: str, who: str, body: dict) -> tuple[int, dict]:
     import urllib.request
 
     req = urllib.request.Request(
-        url, method=method, data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json",
-                 "Authorization": f"Bearer {TOKENS[who][1]}"},
+        url,
+        method=method,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKENS[who][1]}"},
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
@@ -122,16 +136,35 @@ def get(url: str) -> list | dict:
 @pytest.fixture
 def plant(tmp_path, broker, uid) -> Iterator[tuple[Path, str]]:
     api, _ = configure(tmp_path, broker.port, uid)
-    sim = metertrace(["sim", "run", "-c", str(tmp_path / "scenario.yaml"),
-                      "--ready-file", str(tmp_path / "sim.ready")], tmp_path / "sim.log")
-    col = metertrace(["collector", "serve", "-c", str(tmp_path / "collector.yaml")],
-                     tmp_path / "collector.log")
+    sim = metertrace(
+        [
+            "sim",
+            "run",
+            "-c",
+            str(tmp_path / "scenario.yaml"),
+            "--ready-file",
+            str(tmp_path / "sim.ready"),
+        ],
+        tmp_path / "sim.log",
+    )
+    col = metertrace(
+        ["collector", "serve", "-c", str(tmp_path / "collector.yaml")], tmp_path / "collector.log"
+    )
     try:
-        wait_for(lambda: (tmp_path / "sim.ready").exists() or sim.poll() is not None,
-                 timeout=20, what="simulator listening")
+        wait_for(
+            lambda: (tmp_path / "sim.ready").exists() or sim.poll() is not None,
+            timeout=20,
+            what="simulator listening",
+        )
         assert sim.poll() is None, tail(tmp_path / "sim.log")
-        wait_for(lambda: (try_get_json(f"{api}/health") or {}).get("mqtt_connected")
-                 or col.poll() is not None, timeout=30, what="collector subscribed")
+        wait_for(
+            lambda: (
+                (try_get_json(f"{api}/health") or {}).get("mqtt_connected")
+                or col.poll() is not None
+            ),
+            timeout=30,
+            what="collector subscribed",
+        )
         assert col.poll() is None, tail(tmp_path / "collector.log")
         yield tmp_path, api
     finally:
@@ -141,23 +174,35 @@ def plant(tmp_path, broker, uid) -> Iterator[tuple[Path, str]]:
 
 def test_calibrated_readings_match_truth_and_raw_keep_the_error(plant):
     tmp, api = plant
-    device = {"id": "elec-main", "gateway": "gw-demo", "profile": "eastron-sdm630",
-              "serial_number": "SDM-E2E-1", "medium": "electricity",
-              "location": {"site": "demo-plant", "line": "line-1"}, "accuracy_class": "0.5S",
-              "installed_at": to_wire(utcnow() - timedelta(days=30))}
+    device = {
+        "id": "elec-main",
+        "gateway": "gw-demo",
+        "profile": "eastron-sdm630",
+        "serial_number": "SDM-E2E-1",
+        "medium": "electricity",
+        "location": {"site": "demo-plant", "line": "line-1"},
+        "accuracy_class": "0.5S",
+        "installed_at": to_wire(utcnow() - timedelta(days=30)),
+    }
     status, body = call("POST", f"{api}/registry/devices", "li", device)
     assert status == 201, body
-    registration = {"certificate": certificate(),
-                    "corrections": {"energy.active.import": "gain_offset",
-                                    "power.active.total": "gain_offset"}}
+    registration = {
+        "certificate": certificate(),
+        "corrections": {"energy.active.import": "gain_offset", "power.active.total": "gain_offset"},
+    }
     status, body = call("POST", f"{api}/calibration/certificates", "wang", registration)
     assert status == 201, body
 
-    agent = metertrace(["agent", "run", "-c", str(tmp / "gateway.yaml"), "--cycles", str(CYCLES)],
-                       tmp / "agent.log")
+    agent = metertrace(
+        ["agent", "run", "-c", str(tmp / "gateway.yaml"), "--cycles", str(CYCLES)],
+        tmp / "agent.log",
+    )
     assert agent.wait(90) == 0, tail(tmp / "agent.log")
-    wait_for(lambda: (try_get_json(f"{api}/health") or {}).get("messages") == 3 * CYCLES,
-             timeout=30, what="every message at the collector")
+    wait_for(
+        lambda: (try_get_json(f"{api}/health") or {}).get("messages") == 3 * CYCLES,
+        timeout=30,
+        what="every message at the collector",
+    )
 
     model = build_models(load_scenario(tmp / "scenario.yaml"))["elec-main"]
     u_power = 0.5  # kW, k = 2, from the certificate

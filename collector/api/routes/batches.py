@@ -7,10 +7,10 @@ edited: a changed batch is a new version (supersede=true), a new topology a new 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from metertrace.timeutil import parse_utc, utcnow
 
@@ -52,9 +52,37 @@ def _time(value: str | None, name: str) -> datetime | None:
         raise HTTPException(422, str(exc)) from None
 
 
-@router.post("/batches", response_model=RecordResult, status_code=201)
+_ONE_OR_MANY = {"oneOf": [
+    {"$ref": "#/components/schemas/Batch"},
+    {"type": "array", "items": {"$ref": "#/components/schemas/Batch"}},
+]}  # fmt: skip
+
+
+def _validate(body: Any) -> list[Batch]:
+    """Each batch validated on its own, so an error names the batch's index and field (a
+    pydantic union would report every branch)."""
+    items = body if isinstance(body, list) else [body]
+    out, errors = [], []
+    for i, item in enumerate(items):
+        try:
+            out.append(Batch.model_validate(item))
+        except ValidationError as exc:
+            where: list[Any] = ["body", i] if isinstance(body, list) else ["body"]
+            for e in exc.errors(include_url=False, include_context=False, include_input=False):
+                errors.append({**e, "loc": [*where, *e["loc"]]})
+    if errors:
+        raise HTTPException(422, errors)
+    return out
+
+
+@router.post(
+    "/batches",
+    response_model=RecordResult,
+    status_code=201,
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": _ONE_OR_MANY}}}},
+)
 def record_batches(
-    body: Annotated[Batch | list[Batch], Body(description="one batch, or a list (all or none)")],
+    body: Annotated[Any, Body(description="one batch, or a list of them (all or none)")],
     request: Request,
     response: Response,
     caller: CanManageDevices,
@@ -66,7 +94,7 @@ def record_batches(
 ) -> RecordResult:
     """Record batches in one transaction. The same batch again is a no-op (200); a changed one
     is refused (409) unless supersede=true, which adds a version naming the one it replaces."""
-    batches = body if isinstance(body, list) else [body]
+    batches = _validate(body)
     try:
         result = _batches(request).record(
             batches, actor=caller.name, at=utcnow(), source=source, supersede=supersede,

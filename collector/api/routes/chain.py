@@ -45,9 +45,16 @@ def chain(device_id: str, store: StoreDep, request: Request) -> ChainOut:
             losses.append((first, last))
     r = verify_chain(device_id, links, losses=losses, replays=late)
     return ChainOut(
-        device=device_id, intact=r.intact, summary=r.summary(), messages=r.messages,
-        first_seq=r.first_seq, last_seq=r.last_seq,
-        gaps=[GapOut(first=g.first, last=g.last, count=g.count, explained=g.explained)
-              for g in r.gaps],
-        broken_links=r.broken_links, time_reversals=r.time_reversals, replays=r.replays,
+        device=device_id,
+        intact=r.intact,
+        summary=r.summary(),
+        messages=r.messages,
+        first_seq=r.first_seq,
+        last_seq=r.last_seq,
+        gaps=[
+            GapOut(first=g.first, last=g.last, count=g.count, explained=g.explained) for g in r.gaps
+        ],
+        broken_links=r.broken_links,
+        time_reversals=r.time_reversals,
+        replays=r.replays,
     )

@@ -44,9 +44,17 @@ def _recalibrated(rows: list[Reading], registry: SqliteRegistry, device: str) ->
             out.append(r)
             continue
         value, _ = apply(corr, base)
-        out.append(r.model_copy(update={"recalibrated": Recalibrated(
-            value=value, certificate=cal.certificate.certificate_id,
-            version=cal.certificate.version)}))
+        out.append(
+            r.model_copy(
+                update={
+                    "recalibrated": Recalibrated(
+                        value=value,
+                        certificate=cal.certificate.certificate_id,
+                        version=cal.certificate.version,
+                    )
+                }
+            )
+        )
     return out
 
 

@@ -110,8 +110,13 @@ class EnrolledKeyOut(BaseModel):
 
 
 def _key_out(k: EnrolledKey, enrolled: dict[str, datetime]) -> EnrolledKeyOut:
-    return EnrolledKeyOut(gateway=k.gateway, kid=k.kid, alg=k.alg,
-                          enrolled_at=enrolled.get(k.kid), retired_at=k.retired_at)
+    return EnrolledKeyOut(
+        gateway=k.gateway,
+        kid=k.kid,
+        alg=k.alg,
+        enrolled_at=enrolled.get(k.kid),
+        retired_at=k.retired_at,
+    )
 
 
 @router.post("/registry/gateways/{gateway}/keys", response_model=EnrolledKeyOut, status_code=201)
@@ -123,7 +128,10 @@ def enrol_key(
     try:
         raw = load_public_pem(body.public_key_pem)
         key = _registry(request).enrol_key(
-            check_id("gateway", gateway), raw, actor=caller.name, role=caller.role_name,
+            check_id("gateway", gateway),
+            raw,
+            actor=caller.name,
+            role=caller.role_name,
             at=utcnow(),
         )
     except (SigningKeyError, ValueError) as exc:

@@ -1,0 +1,148 @@
+"""A collector app over real SQLite, with readings fed through the real ingest path (signed
+messages judged by collector.domain.ingest, stored by SqliteStore), for the batch tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from collector.api.app import create_app
+from collector.api.auth import Authenticator, token_hash
+from collector.api.deps import Services
+from collector.config import ApiKey
+from collector.domain.ingest import Accepted, AcceptedEvent, GatewayKey, Trust, judge
+from collector.domain.roles import Role
+from collector.storage.batches_sqlite import SqliteBatches
+from collector.storage.registry_sqlite import SqliteRegistry
+from collector.storage.sqlite import SqliteStore
+from edge_agent.counter_quality import CounterNotice
+from edge_agent.counters import CounterEvent, EventKind
+from edge_agent.messages import MessageSigner
+from metertrace.signing import HmacSigner
+from metertrace.wire import GENESIS
+
+T = datetime(2026, 3, 10, tzinfo=UTC)  # a day in March 2026: the default period is March
+KEY = b"k" * 32
+GATEWAY = "gw-1"
+TOKENS = {
+    "li": ("plant_engineer", "t-li"),
+    "wang": ("metrology", "t-wang"),
+    "engine": ("footprint_engine", "t-engine"),
+}
+
+
+def at(hours: float) -> datetime:
+    return T + timedelta(hours=hours)
+
+
+def iso(hours: float) -> str:
+    return at(hours).isoformat().replace("+00:00", "Z")
+
+
+def hdr(who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[who][1]}"}
+
+
+@dataclass
+class Plant:
+    client: TestClient
+    store: SqliteStore
+    db: Path
+
+    def ingest(
+        self,
+        device: str,
+        points: Sequence[tuple[float, float]],
+        *,
+        quantity: str = "energy.active.import",
+        unit: str = "kWh",
+    ) -> None:
+        """Signed messages (hours from T, counter value), judged and stored as the consumer
+        would."""
+        signer = MessageSigner(GATEWAY, HmacSigner(KEY, kid=GATEWAY))
+        trust = Trust.of({GATEWAY: GatewayKey(KEY, frozenset({device}))})
+        prev, accepted = GENESIS, []
+        for seq, (h, value) in enumerate(points, start=1):
+            reading = {"quantity": quantity, "value": value, "unit": unit, "quality": "good"}
+            topic, payload, prev = signer.reading(device, at(h), [reading], seq, prev)
+            judged = judge(topic, payload, trust)
+            assert isinstance(judged, Accepted)
+            accepted.append(judged)
+        self.store.register_device(device, GATEWAY, "eastron-sdm630")
+        self.store.ingest(accepted)
+
+    def wrap_event(self, device: str, event_id: int, h_before: float, h: float, before: float,
+                   after: float, wrap: float) -> None:  # fmt: skip
+        """The gateway's report that the counter passed `wrap` between two readings."""
+        signer = MessageSigner(GATEWAY, HmacSigner(KEY, kid=GATEWAY))
+        trust = Trust.of({GATEWAY: GatewayKey(KEY, frozenset({device}))})
+        event = CounterEvent(
+            EventKind.WRAP, device, "energy.active.import", at(h), before, after, at(h_before),
+            at(h), wrap=wrap,
+        )  # fmt: skip
+        topic, payload = signer.counter(
+            event_id, CounterNotice(event, "kWh", wrap - before + after)
+        )
+        judged = judge(topic, payload, trust)
+        assert isinstance(judged, AcceptedEvent)
+        self.store.ingest_events([judged])
+
+
+def plant(tmp_path: Path) -> Plant:
+    db = tmp_path / "collector.db"
+    keys = [
+        ApiKey(name=n, role=Role(r), token_sha256=token_hash(t)) for n, (r, t) in TOKENS.items()
+    ]
+    store = SqliteStore(db)
+    store.register_gateway(GATEWAY, key_id=GATEWAY)
+    app = create_app(
+        Services(store=store, mqtt_connected=lambda: False),
+        registry=SqliteRegistry(db),
+        auth=Authenticator(keys),
+    )
+    app.state.batches = SqliteBatches(db)  # as bootstrap() does
+    return Plant(TestClient(app), store, db)
+
+
+def device(id: str, medium: str = "electricity", **over: Any) -> dict[str, Any]:
+    profile = {"electricity": "eastron-sdm630", "steam": "synthetic-steam-vortex"}[medium]
+    return {
+        "id": id,
+        "gateway": GATEWAY,
+        "profile": profile,
+        "serial_number": f"SN-{id}",
+        "medium": medium,
+        "location": {"site": "plant-a"},
+        "accuracy_class": "1.0",
+        "installed_at": "2026-01-01T00:00:00Z",
+        **over,
+    }
+
+
+def batch(
+    id: str, line: str, start_h: float, end_h: float, qty: float, **over: Any
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "product_id": f"P-{line}",
+        "product_name": f"product of {line}",
+        "line": line,
+        "start": iso(start_h),
+        "end": iso(end_h),
+        "produced_quantity": qty,
+        "declared_unit": "kilogram",
+        **over,
+    }
+
+
+def steady(per_hour: float, start: float = 1000.0, hours: float = 8.0, step_h: float = 1 / 6
+           ) -> list[tuple[float, float]]:  # fmt: skip
+    """A counter rising at a constant rate, read every 10 minutes: linear interpolation is exact,
+    so the expected energies are exact too."""
+    n = round(hours / step_h)
+    return [(i * step_h, start + per_hour * i * step_h) for i in range(n + 1)]
