@@ -150,8 +150,7 @@ async def agent(
 
     async def device(p: DevicePoller, n: int, count: bool) -> None:
         for _ in range(n):
-            ts, readings = await p.poll()
-            a.record(p, ts, readings)  # sign, append durably, wake the publisher
+            readings = await a.poll_once(p)  # the agent's own cycle: poll, sign, append durably
             if count:
                 read = sum(r["value"] is not None for r in readings)
                 m.requests += len(p.plan)

@@ -228,15 +228,24 @@ class Outbox:
         return [Pending(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
 
     def remove(self, ids: list[int]) -> None:
+        """Delete acknowledged rows in one transaction: one fsync however many there are."""
         with self._lock:
-            for i in ids:
-                row = self._db.execute(
-                    "DELETE FROM outbox WHERE id = ? RETURNING length(topic) + length(payload)",
-                    (i,),
-                ).fetchone()
-                if row is not None:
-                    self._depth -= 1
-                    self._bytes -= row[0]
+            self._db.execute("BEGIN IMMEDIATE")
+            removed, freed = 0, 0
+            try:
+                for i in ids:
+                    row = self._db.execute(
+                        "DELETE FROM outbox WHERE id = ? RETURNING length(topic) + length(payload)",
+                        (i,),
+                    ).fetchone()
+                    if row is not None:
+                        removed, freed = removed + 1, freed + row[0]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            self._depth -= removed
+            self._bytes -= freed
 
     def depth(self) -> int:
         return self._depth

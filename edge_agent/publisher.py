@@ -136,30 +136,44 @@ class Publisher:
         self._events.put((_ACK, mid))
 
     # --- publisher thread ------------------------------------------------------------------
+    def _next_events(self) -> list[tuple[int, int]]:
+        """Everything waiting now (at least one, or a wake-up after a second): acks that arrive
+        together are deleted together, one transaction and one fsync for all of them."""
+        try:
+            batch = [self._events.get(timeout=1.0)]
+        except queue.Empty:
+            return [(_WAKE, 0)]
+        while len(batch) < 1000:
+            try:
+                batch.append(self._events.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
     def _run(self) -> None:
         connected = False
         while True:
-            try:
-                kind, mid = self._events.get(timeout=1.0)
-            except queue.Empty:
-                kind, mid = _WAKE, 0
-            if kind == _STOP:
-                return
-            if kind == _CONNECTED:
-                connected = True
-                # paho re-sends what it holds; nothing new until all of it is acknowledged
-                self._replaying = bool(self._inflight)
-                if self._replaying:
-                    log.info("re-sending %d unacknowledged messages first", len(self._inflight))
-            elif kind == _DISCONNECTED:
-                connected = False
-            elif kind == _ACK:
-                # Acks of status messages match no row and are ignored.
-                row = self._inflight.pop(mid, None)
-                if row is not None:
-                    self._acknowledged(row)
-                if not self._inflight:
-                    self._replaying = False
+            acked: list[int] = []
+            for kind, mid in self._next_events():
+                if kind == _STOP:
+                    self._acknowledged(acked)
+                    return
+                if kind == _CONNECTED:
+                    connected = True
+                    # paho re-sends what it holds; nothing new until all of it is acknowledged
+                    self._replaying = bool(self._inflight)
+                    if self._replaying:
+                        log.info("re-sending %d unacknowledged messages first", len(self._inflight))
+                elif kind == _DISCONNECTED:
+                    connected = False
+                elif kind == _ACK:
+                    # Acks of status messages match no row and are ignored.
+                    row = self._inflight.pop(mid, None)
+                    if row is not None:
+                        acked.append(row)
+                    if not self._inflight:
+                        self._replaying = False
+            self._acknowledged(acked)
             try:
                 self._enforce_bounds()
                 if connected and not self._replaying:
@@ -168,14 +182,16 @@ class Publisher:
                 log.exception("publisher: could not hand messages over; retrying")
             self._set_idle(not self._inflight and self.outbox.depth() == 0)
 
-    def _acknowledged(self, row: int) -> None:
-        try:
-            self.outbox.remove([row])
-        except Exception:
-            # The row stays and is sent again after the next start: a duplicate, not a loss.
-            log.exception("publisher: could not delete acknowledged outbox row %d", row)
+    def _acknowledged(self, rows: list[int]) -> None:
+        if not rows:
             return
-        self.published += 1
+        try:
+            self.outbox.remove(rows)
+        except Exception:
+            # The rows stay and are sent again after the next start: duplicates, not a loss.
+            log.exception("publisher: could not delete %d acknowledged outbox rows", len(rows))
+            return
+        self.published += len(rows)
 
     def _enforce_bounds(self) -> None:
         now = time.monotonic()

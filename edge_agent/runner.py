@@ -115,9 +115,16 @@ class Agent:
         self._done: dict[str, int] = {d.id: 0 for d in config.devices}
         self._all_done = asyncio.Event()
 
-    async def _cycle(self, poller: DevicePoller, scheduler: AsyncIOScheduler) -> None:
+    async def poll_once(self, poller: DevicePoller) -> list[dict[str, Any]]:
+        """One poll of one device, stored durably; returns its readings."""
         ts, readings = await poller.poll()
-        self.record(poller, ts, readings)
+        # The durable append waits for an fsync: off the event loop, so the other devices'
+        # answers are read meanwhile (the outbox serialises appends itself).
+        await asyncio.to_thread(self.record, poller, ts, readings)
+        return readings
+
+    async def _cycle(self, poller: DevicePoller, scheduler: AsyncIOScheduler) -> None:
+        await self.poll_once(poller)
         self._done[poller.device] += 1
         if self.cycles is not None and self._done[poller.device] >= self.cycles:
             scheduler.remove_job(poller.device)
