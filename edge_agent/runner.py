@@ -7,6 +7,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,13 +115,16 @@ class Agent:
         self._started = utcnow()
         self._done: dict[str, int] = {d.id: 0 for d in config.devices}
         self._all_done = asyncio.Event()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
 
     async def poll_once(self, poller: DevicePoller) -> list[dict[str, Any]]:
         """One poll of one device, stored durably; returns its readings."""
         ts, readings = await poller.poll()
         # The durable append waits for an fsync: off the event loop, so the other devices'
-        # answers are read meanwhile (the outbox serialises appends itself).
-        await asyncio.to_thread(self.record, poller, ts, readings)
+        # answers are read meanwhile. One writer thread: the outbox serialises appends anyway,
+        # and each extra thread costs a malloc arena on a small gateway.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self.record, poller, ts, readings)
         return readings
 
     async def _cycle(self, poller: DevicePoller, scheduler: AsyncIOScheduler) -> None:
@@ -269,6 +273,8 @@ class Agent:
         scheduler.shutdown(wait=False)
         ending.set()
         await reporter
+        # a poll being stored finishes before the outbox is drained and closed
+        await asyncio.to_thread(self._writer.shutdown, True)
         drained = await asyncio.to_thread(self.publisher.drain, 30.0 if self.cycles else 5.0)
         if not drained:
             log.warning(

@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("files", nargs="+", type=Path)
     pv.set_defaults(func=cmd_profiles_validate)
 
-    k = sub.add_parser("keygen", help="create a gateway signing key file")
+    k = sub.add_parser("keygen", help="create a shared HMAC key file (signing.alg hmac-sha256)")
     k.add_argument("path")
     k.set_defaults(func=cmd_keygen)
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from . import ed25519_pem
 
 ED25519 = "Ed25519"
 HMAC_SHA256 = "HMAC-SHA256"
@@ -66,39 +67,27 @@ class Ed25519Signer:
 
     def __init__(self, gateway: str, private: Ed25519PrivateKey) -> None:
         self._private = private
-        self.public_raw = private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        self.public_raw = private.public_key().public_bytes_raw()
         self.kid = f"{gateway}:{fingerprint(self.public_raw)}"
 
     def sign(self, data: bytes) -> str:
         return _b64(self._private.sign(data))
 
     def public_pem(self) -> str:
-        return (
-            self._private.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
-        )
+        return ed25519_pem.public_pem(self.public_raw)
 
 
 def load_or_create_ed25519(gateway: str, path: Path) -> tuple[Ed25519Signer, bool]:
     """The gateway's signing key, created (mode 600) on first start; returns (signer, created)."""
     if path.exists():
         try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except ValueError as exc:
+            raw = ed25519_pem.private_raw(path.read_text(errors="replace"))
+        except ed25519_pem.PemError as exc:
             raise SigningKeyError(f"{path} is not a PEM private key: {exc}") from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise SigningKeyError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
-        return Ed25519Signer(gateway, key), False
+        return Ed25519Signer(gateway, Ed25519PrivateKey.from_private_bytes(raw)), False
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = ed25519_pem.private_pem(key.private_bytes_raw()).encode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
@@ -141,12 +130,17 @@ def gateway_signer(gateway: str, alg: str, key_file: Path) -> tuple[Signer, str 
 def load_public_pem(text: str) -> bytes:
     """Raw 32-byte public key from a PEM; the error says what was given instead."""
     try:
+        return ed25519_pem.public_raw(text)
+    except ed25519_pem.PemError:
+        pass
+    # Not Ed25519: only now load the full parser, to say what the file is.
+    from cryptography.hazmat.primitives import serialization
+
+    try:
         key = serialization.load_pem_public_key(text.encode())
     except ValueError as exc:
         raise SigningKeyError(f"not a PEM public key: {exc}") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise SigningKeyError(f"a {type(key).__name__} was given; gateways sign with Ed25519")
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raise SigningKeyError(f"a {type(key).__name__} was given; gateways sign with Ed25519")
 
 
 @dataclass(frozen=True)
