@@ -115,15 +115,12 @@ class Signature(_Strict):
     )
 
 
-class Message(_Strict):
-    v: Literal[1]
+class _FromGateway(_Strict):
+    """What every gateway message has: who sent it, about which device, when (UTC)."""
+
     gateway: str
     device: str
-    seq: int = Field(ge=1, description="per device, strictly increasing, survives restarts")
     ts: AwareDatetime
-    readings: list[Reading] = Field(min_length=1, max_length=512)
-    prev: str = Field(pattern=r"^[0-9a-f]{64}$", description="hash of the previous message")
-    sig: Signature
 
     @field_validator("gateway", "device")
     @classmethod
@@ -136,6 +133,15 @@ class Message(_Strict):
         if v.utcoffset() != UTC.utcoffset(None):
             raise ValueError("ts must be UTC (suffix Z)")
         return v
+
+
+class Message(_FromGateway):
+    v: Literal[1]
+    seq: int = Field(ge=1, description="per device, strictly increasing, survives restarts")
+    readings: list[Reading] = Field(min_length=1, max_length=512)
+    prev: str = Field(pattern=r"^[0-9a-f]{64}$", description="hash of the previous message")
+    sig: Signature
+
 
 
 class LossReason(StrEnum):
@@ -220,12 +226,10 @@ class CounterEventBody(_Strict):
         return self
 
 
-class EventMessage(_Strict):
+class EventMessage(_FromGateway):
     """Something the gateway reports about a device besides readings (docs/wire-format.md)."""
 
     v: Literal[1]
-    gateway: str
-    device: str
     id: int = Field(ge=1, description="per gateway, +1 per event, survives restarts")
     ts: AwareDatetime = Field(description="when the gateway raised the event")
     event: Literal["data_loss", "counter"] = Field(description="names the one body it carries")
@@ -243,17 +247,6 @@ class EventMessage(_Strict):
             )
         return self
 
-    @field_validator("gateway", "device")
-    @classmethod
-    def _ids(cls, v: str) -> str:
-        return check_id("gateway/device", v)
-
-    @field_validator("ts")
-    @classmethod
-    def _utc(cls, v: datetime) -> datetime:
-        if v.utcoffset() != UTC.utcoffset(None):
-            raise ValueError("ts must be UTC (suffix Z)")
-        return v
 
 
 def canonical(body: dict[str, Any]) -> bytes:

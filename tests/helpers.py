@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -10,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -86,3 +87,42 @@ def tail(path: Path, n: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
     except OSError:
         return "(no log)"
+
+
+@contextlib.contextmanager
+def running_plant(directory: Path, api: str) -> Iterator[None]:
+    """`sim run` and `collector serve` from the configs in directory, until the block ends."""
+    sim = metertrace(
+        [
+            "sim",
+            "run",
+            "-c",
+            str(directory / "scenario.yaml"),
+            "--ready-file",
+            str(directory / "sim.ready"),
+        ],
+        directory / "sim.log",
+    )
+    col = metertrace(
+        ["collector", "serve", "-c", str(directory / "collector.yaml")], directory / "collector.log"
+    )
+    try:
+        wait_for(
+            lambda: (directory / "sim.ready").exists() or sim.poll() is not None,
+            timeout=20,
+            what="simulator listening",
+        )
+        assert sim.poll() is None, tail(directory / "sim.log")
+        wait_for(
+            lambda: (
+                (try_get_json(f"{api}/health") or {}).get("mqtt_connected")
+                or col.poll() is not None
+            ),
+            timeout=30,
+            what="collector up and subscribed",
+        )
+        assert col.poll() is None, tail(directory / "collector.log")
+        yield
+    finally:
+        stop(col)
+        stop(sim)

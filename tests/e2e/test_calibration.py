@@ -15,7 +15,7 @@ import yaml
 from metertrace.signing import create_gateway_key, load_or_create_ed25519, public_key_path
 from metertrace.timeutil import parse_utc, to_wire, utcnow
 from simulators.scenario import build_models, load_scenario
-from tests.helpers import free_port, metertrace, stop, tail, try_get_json, wait_for
+from tests.helpers import free_port, metertrace, running_plant, tail, try_get_json, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -136,40 +136,8 @@ def get(url: str) -> list | dict:
 @pytest.fixture
 def plant(tmp_path, broker, uid) -> Iterator[tuple[Path, str]]:
     api, _ = configure(tmp_path, broker.port, uid)
-    sim = metertrace(
-        [
-            "sim",
-            "run",
-            "-c",
-            str(tmp_path / "scenario.yaml"),
-            "--ready-file",
-            str(tmp_path / "sim.ready"),
-        ],
-        tmp_path / "sim.log",
-    )
-    col = metertrace(
-        ["collector", "serve", "-c", str(tmp_path / "collector.yaml")], tmp_path / "collector.log"
-    )
-    try:
-        wait_for(
-            lambda: (tmp_path / "sim.ready").exists() or sim.poll() is not None,
-            timeout=20,
-            what="simulator listening",
-        )
-        assert sim.poll() is None, tail(tmp_path / "sim.log")
-        wait_for(
-            lambda: (
-                (try_get_json(f"{api}/health") or {}).get("mqtt_connected")
-                or col.poll() is not None
-            ),
-            timeout=30,
-            what="collector subscribed",
-        )
-        assert col.poll() is None, tail(tmp_path / "collector.log")
+    with running_plant(tmp_path, api):
         yield tmp_path, api
-    finally:
-        stop(col)
-        stop(sim)
 
 
 def test_calibrated_readings_match_truth_and_raw_keep_the_error(plant):

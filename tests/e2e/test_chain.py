@@ -13,7 +13,7 @@ from device_profiles import find_profile
 from metertrace.signing import create_gateway_key
 from metertrace.timeutil import parse_utc, to_wire, utcnow
 from simulators.scenario import Scenario, build_models, load_scenario
-from tests.helpers import free_port, get_json, metertrace, stop, tail, try_get_json, wait_for
+from tests.helpers import free_port, get_json, metertrace, running_plant, tail, wait_for
 from tests.truth import tolerance
 
 pytestmark = pytest.mark.e2e
@@ -57,40 +57,8 @@ def configure(tmp: Path, broker_port: int, uid: str) -> tuple[Plant, int]:
 @pytest.fixture
 def plant(tmp_path, broker, uid) -> Iterator[Plant]:
     p, _ = configure(tmp_path, broker.port, uid)
-    sim = metertrace(
-        [
-            "sim",
-            "run",
-            "-c",
-            str(tmp_path / "scenario.yaml"),
-            "--ready-file",
-            str(tmp_path / "sim.ready"),
-        ],
-        tmp_path / "sim.log",
-    )
-    col = metertrace(
-        ["collector", "serve", "-c", str(tmp_path / "collector.yaml")], tmp_path / "collector.log"
-    )
-    try:
-        wait_for(
-            lambda: (tmp_path / "sim.ready").exists() or sim.poll() is not None,
-            timeout=20,
-            what="simulator listening",
-        )
-        assert sim.poll() is None, tail(tmp_path / "sim.log")
-        wait_for(
-            lambda: (
-                (try_get_json(f"{p.api}/health") or {}).get("mqtt_connected")
-                or col.poll() is not None
-            ),
-            timeout=30,
-            what="collector up and subscribed",
-        )
-        assert col.poll() is None, tail(tmp_path / "collector.log")
+    with running_plant(tmp_path, p.api):
         yield p
-    finally:
-        stop(col)
-        stop(sim)
 
 
 def test_n_cycles_store_exactly_n_true_readings_per_quantity(plant):
