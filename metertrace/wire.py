@@ -143,7 +143,6 @@ class Message(_FromGateway):
     sig: Signature
 
 
-
 class LossReason(StrEnum):
     MAX_BYTES = "outbox_max_bytes"  # the outbox reached outbox.max_bytes
     MAX_AGE = "outbox_max_age"  # the messages were older than outbox.max_age_days
@@ -246,7 +245,6 @@ class EventMessage(_FromGateway):
                 f"got {', '.join(given) or 'none'}"
             )
         return self
-
 
 
 def canonical(body: dict[str, Any]) -> bytes:
