@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .schema import Profile
-from .vocabulary import MEDIA, Kind, quantity
+from .vocabulary import Kind, check_medium, quantity
 
 _FORMAT_RE = re.compile(r"^(X+)(?:\.(X+))?$")
 
@@ -173,9 +173,7 @@ class Dlt645Profile(_Strict):
     @field_validator("medium")
     @classmethod
     def _known_medium(cls, v: str) -> str:
-        if v not in MEDIA:
-            raise ValueError(f"unknown medium {v!r}; use one of {sorted(MEDIA)}")
-        return v
+        return check_medium(v)
 
     @model_validator(mode="after")
     def _each_once(self) -> Dlt645Profile:

@@ -25,7 +25,7 @@ from .codec import (
     type_min_pattern,
 )
 from .point import Function, Point, Ratio, Transform
-from .vocabulary import MEDIA, Kind, quantity
+from .vocabulary import Kind, check_medium, quantity
 
 __all__ = ["Function", "Point", "Profile", "Ratio", "Transform"]
 
@@ -206,9 +206,7 @@ class Profile(_Strict):
     @field_validator("medium")
     @classmethod
     def _known_medium(cls, v: str) -> str:
-        if v not in MEDIA:
-            raise ValueError(f"unknown medium {v!r}; use one of {sorted(MEDIA)}")
-        return v
+        return check_medium(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:

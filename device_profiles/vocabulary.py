@@ -71,6 +71,13 @@ VOCABULARY: dict[str, Quantity] = {q.name: q for q in _ALL}
 MEDIA: frozenset[str] = frozenset(q.medium for q in _ALL)
 
 
+def check_medium(value: str) -> str:
+    """A pydantic-style check: the medium must be one the vocabulary knows."""
+    if value not in MEDIA:
+        raise ValueError(f"unknown medium {value!r}; use one of {sorted(MEDIA)}")
+    return value
+
+
 def quantity(name: str) -> Quantity:
     """Look a quantity up; the error lists the close names so a typo is easy to fix."""
     try:

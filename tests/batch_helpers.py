@@ -11,20 +11,15 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from collector.api.app import create_app
-from collector.api.auth import Authenticator, token_hash
-from collector.api.deps import Services
-from collector.config import ApiKey
 from collector.domain.ingest import Accepted, AcceptedEvent, GatewayKey, Trust, judge
-from collector.domain.roles import Role
 from collector.storage.batches_sqlite import SqliteBatches
-from collector.storage.registry_sqlite import SqliteRegistry
 from collector.storage.sqlite import SqliteStore
 from edge_agent.counter_quality import CounterNotice
 from edge_agent.counters import CounterEvent, EventKind
 from edge_agent.messages import MessageSigner
 from metertrace.signing import HmacSigner
 from metertrace.wire import GENESIS
+from tests.api import api_app
 
 T = datetime(2026, 3, 10, tzinfo=UTC)  # a day in March 2026: the default period is March
 KEY = b"k" * 32
@@ -95,16 +90,9 @@ class Plant:
 
 def plant(tmp_path: Path) -> Plant:
     db = tmp_path / "collector.db"
-    keys = [
-        ApiKey(name=n, role=Role(r), token_sha256=token_hash(t)) for n, (r, t) in TOKENS.items()
-    ]
     store = SqliteStore(db)
     store.register_gateway(GATEWAY, key_id=GATEWAY)
-    app = create_app(
-        Services(store=store, mqtt_connected=lambda: False),
-        registry=SqliteRegistry(db),
-        auth=Authenticator(keys),
-    )
+    app = api_app(db, TOKENS, store)
     app.state.batches = SqliteBatches(db)  # as bootstrap() does
     return Plant(TestClient(app), store, db)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from device_profiles.vocabulary import MEDIA
+from device_profiles.vocabulary import check_medium
 from metertrace.wire import check_id
 
 
@@ -50,9 +50,7 @@ class DeviceSpec(_Strict):
     @field_validator("medium")
     @classmethod
     def _medium(cls, v: str) -> str:
-        if v not in MEDIA:
-            raise ValueError(f"unknown medium {v!r}; use one of {sorted(MEDIA)}")
-        return v
+        return check_medium(v)
 
     @model_validator(mode="after")
     def _dates(self) -> DeviceSpec:

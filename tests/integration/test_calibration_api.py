@@ -6,13 +6,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.api.app import create_app
-from collector.api.auth import Authenticator, token_hash
-from collector.api.deps import Services
-from collector.config import ApiKey
-from collector.domain.roles import Role
-from collector.storage.registry_sqlite import SqliteRegistry
-from collector.storage.sqlite import SqliteStore
+from tests.api import api_app
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +29,7 @@ def hdr(who: str) -> dict[str, str]:
 
 @pytest.fixture
 def client(tmp_path):
-    keys = [
-        ApiKey(name=n, role=Role(r), token_sha256=token_hash(t)) for n, (r, t) in TOKENS.items()
-    ]
-    app = create_app(
-        Services(store=SqliteStore(tmp_path / "c.db"), mqtt_connected=lambda: False),
-        registry=SqliteRegistry(tmp_path / "c.db"),
-        auth=Authenticator(keys),
-    )
+    app = api_app(tmp_path / "c.db", TOKENS)
     c = TestClient(app)
     assert c.post("/api/v1/registry/devices", json=DEVICE, headers=hdr("li")).status_code == 201
     return c

@@ -3,13 +3,8 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.api.app import create_app
-from collector.api.auth import Authenticator, token_hash
-from collector.api.deps import Services
-from collector.config import ApiKey, ApiSettings
-from collector.domain.roles import Role
-from collector.storage.registry_sqlite import SqliteRegistry
-from collector.storage.sqlite import SqliteStore
+from collector.config import ApiSettings
+from tests.api import api_app
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +30,7 @@ def hdr(who: str) -> dict[str, str]:
 
 @pytest.fixture
 def client(tmp_path):
-    keys = [
-        ApiKey(name=n, role=Role(r), token_sha256=token_hash(t)) for n, (r, t) in TOKENS.items()
-    ]
-    app = create_app(
-        Services(store=SqliteStore(tmp_path / "c.db"), mqtt_connected=lambda: False),
-        registry=SqliteRegistry(tmp_path / "c.db"),
-        auth=Authenticator(keys),
-    )
+    app = api_app(tmp_path / "c.db", TOKENS)
     return TestClient(app)
 
 

@@ -1,0 +1,29 @@
+"""An in-process collector API over a real SQLite file, with API keys for given roles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from collector.api.app import create_app
+from collector.api.auth import Authenticator, token_hash
+from collector.api.deps import Services
+from collector.config import ApiKey
+from collector.domain.roles import Role
+from collector.storage.registry_sqlite import SqliteRegistry
+from collector.storage.sqlite import SqliteStore
+
+
+def api_app(
+    db: Path, tokens: dict[str, tuple[str, str]], store: SqliteStore | None = None
+) -> FastAPI:
+    """tokens: holder name -> (role, token). No MQTT: the app's lifespan is not run."""
+    keys = [
+        ApiKey(name=n, role=Role(r), token_sha256=token_hash(t)) for n, (r, t) in tokens.items()
+    ]
+    return create_app(
+        Services(store=store or SqliteStore(db), mqtt_connected=lambda: False),
+        registry=SqliteRegistry(db),
+        auth=Authenticator(keys),
+    )
