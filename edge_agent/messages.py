@@ -12,9 +12,9 @@ from metertrace.wire import (
     SCHEMA_VERSION,
     EventMessage,
     events_topic,
-    message_hash,
     readings_topic,
     sign,
+    sign_and_hash,
 )
 
 from .counter_quality import CounterNotice
@@ -42,8 +42,8 @@ class MessageSigner:
             "readings": readings,
             "prev": prev,
         }
-        msg = sign(body, self._signer)
-        return readings_topic(self.gateway, device), _encode(msg), message_hash(msg)
+        msg, digest = sign_and_hash(body, self._signer)
+        return readings_topic(self.gateway, device), _encode(msg), digest
 
     def data_loss(self, event_id: int, loss: Loss) -> tuple[str, bytes]:
         """(topic, payload) of the event reporting a loss; validated, so it is never refused."""

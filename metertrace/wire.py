@@ -267,10 +267,14 @@ def signing_bytes(message: dict[str, Any]) -> bytes:
 
 
 def sign(body: dict[str, Any], signer: Signer) -> dict[str, Any]:
-    return {
-        **body,
-        "sig": {"alg": signer.alg, "kid": signer.kid, "value": signer.sign(signing_bytes(body))},
-    }
+    return sign_and_hash(body, signer)[0]
+
+
+def sign_and_hash(body: dict[str, Any], signer: Signer) -> tuple[dict[str, Any], str]:
+    """The signed message and its chain hash, from one serialisation of the canonical body."""
+    data = signing_bytes(body)
+    sig = {"alg": signer.alg, "kid": signer.kid, "value": signer.sign(data)}
+    return {**body, "sig": sig}, hashlib.sha256(data).hexdigest()
 
 
 def sign_hmac(body: dict[str, Any], key: bytes, kid: str) -> dict[str, Any]:

@@ -119,3 +119,11 @@ def test_documented_example_is_valid_and_verifies():
     assert Message.model_validate(example)
     assert verify_hmac(example, key)
     assert re.search(r"chain hash\s+`([0-9a-f]{64})`", doc).group(1) == message_hash(example)
+
+
+def test_sign_and_hash_agrees_with_the_separate_functions():
+    from metertrace.signing import HmacSigner
+    from metertrace.wire import sign_and_hash
+
+    msg, digest = sign_and_hash(body(), HmacSigner(KEY, kid="gw-1"))
+    assert digest == message_hash(msg) and verify_hmac(msg, KEY)
