@@ -10,6 +10,7 @@ from metertrace.config import ConfigPath, MqttSettings, StrictModel
 from metertrace.wire import check_id
 
 from .domain.roles import Role
+from .pact.footprint_settings import CollectorPactSettings
 
 
 class DeviceEntry(StrictModel):
@@ -107,6 +108,9 @@ class CollectorConfig(StrictModel):
     mqtt: CollectorMqtt = CollectorMqtt()
     api: ApiSettings = ApiSettings()
     gateways: list[GatewayEntry] = []
+    pact: CollectorPactSettings | None = Field(
+        None, description="serve PACT v2.3 footprints from the batches on a port of its own"
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> CollectorConfig:

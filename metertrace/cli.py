@@ -86,9 +86,29 @@ def cmd_collector_serve(args: argparse.Namespace) -> None:
     uvicorn = _need("uvicorn", "collector")
     config = load_config(args.config, config_mod.CollectorConfig)
     collector = bootstrap.bootstrap(config)
-    uvicorn.run(
-        collector.app, host=config.api.host, port=config.api.port, log_level=args.log_level.lower()
+    level = args.log_level.lower()
+    if config.pact is None:
+        uvicorn.run(collector.app, host=config.api.host, port=config.api.port, log_level=level)
+        return
+    # The PACT host on a port of its own (HTTPS when configured), next to the collector API.
+    pact_app = _need("collector.pact.app", "collector")
+    source = _need("collector.pact.batch_source", "collector").open_batch_source(
+        config.database.path, config.pact.footprints
     )
+    app = pact_app.pact_app(source, config.pact)
+    api = uvicorn.Config(collector.app, host=config.api.host, port=config.api.port, log_level=level)
+    pact = uvicorn.Config(app, log_level=level, **pact_app.uvicorn_options(config.pact))
+    servers = [uvicorn.Server(api), uvicorn.Server(pact)]
+
+    async def serve_both() -> None:
+        # Each server handles the signal it catches; when one stops, the other follows.
+        tasks = [asyncio.ensure_future(s.serve()) for s in servers]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for s in servers:
+            s.should_exit = True
+        await asyncio.gather(*tasks)
+
+    asyncio.run(serve_both())
 
 
 # --- simulators --------------------------------------------------------------------------
@@ -219,6 +239,14 @@ def cmd_wire_schema(args: argparse.Namespace) -> None:
     print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
 
 
+def cmd_verify(args: argparse.Namespace) -> None:
+    verifier = _need("collector.verify_bundle", "collector")
+    report = verifier.verify_bundle(Path(args.bundle))
+    print(verifier.render(report))
+    if not report.ok:
+        raise SystemExit(1)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     demo = _need("metertrace.demo", "all")
     demo.run_demo(Path(args.workdir), api_port=args.api_port, broker=args.broker)
@@ -319,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("wire-schema", help="print the JSON Schema of a gateway message")
     w.set_defaults(func=cmd_wire_schema)
+
+    v = sub.add_parser("verify", help="check a batch's evidence bundle offline, recompute it")
+    v.add_argument("bundle", type=Path, help="the zip from GET /api/v1/batches/{id}/evidence")
+    v.set_defaults(func=cmd_verify)
 
     d = sub.add_parser("demo", help="run simulators, broker, agent and collector together")
     d.add_argument("--workdir", default=".demo", help="configs, keys, databases and logs")

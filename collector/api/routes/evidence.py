@@ -1,0 +1,53 @@
+"""The evidence bundle of a batch's energy figures (collector/evidence.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+
+from ...batch_energy import EnergyUnavailable, NotFound, PeriodError
+from ...evidence import EvidenceError, build_bundle
+from ..auth import CanRead
+from .batches import _batches, _time
+
+router = APIRouter(prefix="/api/v1", tags=["batches"])
+
+
+@router.get(
+    "/batches/{batch_id}/evidence",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+def batch_evidence(
+    batch_id: str,
+    request: Request,
+    _: CanRead,
+    period_start: Annotated[
+        str | None, Query(description="ISO 8601; default: the calendar month(s) of the batch")
+    ] = None,
+    period_end: Annotated[str | None, Query(description="ISO 8601, exclusive")] = None,
+    tz: Annotated[str, Query(description="time zone of the calendar months")] = "UTC",
+    topology_version: Annotated[int | None, Query(ge=1, description="default: newest")] = None,
+) -> Response:
+    """A zip with the signed messages, events, gateway keys, certificates, device, topology and
+    batch records, factors and the energy computation, and a manifest of their SHA-256; check
+    it offline with `metertrace verify bundle.zip`."""
+    try:
+        data = build_bundle(
+            batch_id, batches=_batches(request), registry=request.app.state.registry,
+            period_start=_time(period_start, "period_start"),
+            period_end=_time(period_end, "period_end"), tz=tz, topology_version=topology_version,
+        )  # fmt: skip
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except PeriodError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except (EnergyUnavailable, EvidenceError) as exc:
+        raise HTTPException(409, str(exc)) from None
+    name = f"evidence-{batch_id}.zip"
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
