@@ -149,17 +149,24 @@ def batch_history(batch_id: str, request: Request, _: CanRead) -> list[BatchReco
     return history
 
 
+# The period an energy figure (or its evidence) is computed over: see docs/batches.md.
+PeriodStart = Annotated[
+    str | None, Query(description="ISO 8601; default: the calendar month(s) of the batch")
+]
+PeriodEnd = Annotated[str | None, Query(description="ISO 8601, exclusive")]
+Tz = Annotated[str, Query(description="time zone of the calendar months")]
+TopologyVersion = Annotated[int | None, Query(ge=1, description="default: newest")]
+
+
 @router.get("/batches/{batch_id}/energy", response_model=BatchEnergyOut)
 def batch_energy(
     batch_id: str,
     request: Request,
     _: CanRead,
-    period_start: Annotated[
-        str | None, Query(description="ISO 8601; default: the calendar month(s) of the batch")
-    ] = None,
-    period_end: Annotated[str | None, Query(description="ISO 8601, exclusive")] = None,
-    tz: Annotated[str, Query(description="time zone of the calendar months")] = "UTC",
-    topology_version: Annotated[int | None, Query(ge=1, description="default: newest")] = None,
+    period_start: PeriodStart = None,
+    period_end: PeriodEnd = None,
+    tz: Tz = "UTC",
+    topology_version: TopologyVersion = None,
 ) -> BatchEnergyOut:
     """Per medium: quantity, unit, U (k = 2), coverage, primary-data share, calibration status,
     the contributing meters with their shares and rules, the method text; per declared unit."""

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from ...batch_energy import EnergyUnavailable, NotFound, PeriodError
 from ...evidence import EvidenceError, build_bundle
 from ..auth import CanRead
-from .batches import _batches, _time
+from .batches import PeriodEnd, PeriodStart, TopologyVersion, Tz, _batches, _time
 
 router = APIRouter(prefix="/api/v1", tags=["batches"])
 
@@ -23,12 +21,10 @@ def batch_evidence(
     batch_id: str,
     request: Request,
     _: CanRead,
-    period_start: Annotated[
-        str | None, Query(description="ISO 8601; default: the calendar month(s) of the batch")
-    ] = None,
-    period_end: Annotated[str | None, Query(description="ISO 8601, exclusive")] = None,
-    tz: Annotated[str, Query(description="time zone of the calendar months")] = "UTC",
-    topology_version: Annotated[int | None, Query(ge=1, description="default: newest")] = None,
+    period_start: PeriodStart = None,
+    period_end: PeriodEnd = None,
+    tz: Tz = "UTC",
+    topology_version: TopologyVersion = None,
 ) -> Response:
     """A zip with the signed messages, events, gateway keys, certificates, device, topology and
     batch records, factors and the energy computation, and a manifest of their SHA-256; check
