@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .schema import Profile
-from .vocabulary import Kind, check_medium, quantity
+from .schema import Profile, ProfileHeader, each_quantity_once
+from .vocabulary import Kind, quantity
 
 _FORMAT_RE = re.compile(r"^(X+)(?:\.(X+))?$")
 
@@ -158,38 +158,21 @@ class Dlt645Point:
         return None if number is None else float(f"{number * self.scale:.15g}")
 
 
-class Dlt645Profile(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)+$")
-    manufacturer: str
-    model: str
-    medium: str
+class Dlt645Profile(ProfileHeader):
     protocol: Literal["dlt645"]
-    source: str = Field(min_length=3, description="where the data identifiers were found")
-    verified: bool = Field(description="false for synthetic or unconfirmed maps")
-    notes: str = ""
     dlt645: Dlt645Serial = Dlt645Serial()
     registers: list[Dlt645Register] = Field(min_length=1)
 
-    @field_validator("medium")
-    @classmethod
-    def _known_medium(cls, v: str) -> str:
-        return check_medium(v)
-
     @model_validator(mode="after")
     def _each_once(self) -> Dlt645Profile:
-        quantities: dict[str, int] = {}
+        each_quantity_once([r.quantity for r in self.registers])
         dis: dict[str, int] = {}
         for i, r in enumerate(self.registers):
-            if r.quantity in quantities:
-                raise ValueError(
-                    f"registers[{i}]: quantity {r.quantity} is already mapped by "
-                    f"registers[{quantities[r.quantity]}]; map each quantity once"
-                )
             if r.di in dis:
                 raise ValueError(
                     f"registers[{i}]: di {r.di} is already read by registers[{dis[r.di]}]"
                 )
-            quantities[r.quantity], dis[r.di] = i, i
+            dis[r.di] = i
         return self
 
     def points(self) -> list[Dlt645Point]:

@@ -186,15 +186,37 @@ def _sentinels(r: Register, dtype: DataType, where: str) -> frozenset[int]:
     return frozenset(out)
 
 
-class Profile(_Strict):
+class ProfileHeader(_Strict):
+    """What every profile says about itself, whatever protocol the meter speaks."""
+
     id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)+$")
     manufacturer: str
     model: str
     medium: str
-    protocol: Literal["modbus"] = "modbus"
-    source: str = Field(min_length=3, description="where the register map was found")
+    source: str = Field(min_length=3, description="where the map was found")
     verified: bool = Field(description="false for synthetic or unconfirmed maps")
     notes: str = ""
+
+    @field_validator("medium")
+    @classmethod
+    def _known_medium(cls, v: str) -> str:
+        return check_medium(v)
+
+
+def each_quantity_once(quantities: list[str]) -> None:
+    """Refuse a profile that maps one quantity twice, naming both entries."""
+    seen: dict[str, int] = {}
+    for i, q in enumerate(quantities):
+        if q in seen:
+            raise ValueError(
+                f"registers[{i}]: quantity {q} is already mapped by "
+                f"registers[{seen[q]}]; map each quantity once"
+            )
+        seen[q] = i
+
+
+class Profile(ProfileHeader):
+    protocol: Literal["modbus"] = "modbus"
     modbus: ModbusSettings = ModbusSettings()
     defaults: Defaults = Defaults()
     reference_conditions: ReferenceConditions | None = None
@@ -203,21 +225,9 @@ class Profile(_Strict):
     )
     registers: list[Register] = Field(min_length=1)
 
-    @field_validator("medium")
-    @classmethod
-    def _known_medium(cls, v: str) -> str:
-        return check_medium(v)
-
     @model_validator(mode="after")
     def _consistent(self) -> Profile:
-        seen: dict[str, int] = {}
-        for i, r in enumerate(self.registers):
-            if r.quantity in seen:
-                raise ValueError(
-                    f"registers[{i}]: quantity {r.quantity} is already mapped by "
-                    f"registers[{seen[r.quantity]}]; map each quantity once"
-                )
-            seen[r.quantity] = i
+        each_quantity_once([r.quantity for r in self.registers])
         gas_std = any(quantity(r.quantity).unit.startswith("Nm³") for r in self.registers)
         if gas_std and self.reference_conditions is None:
             raise ValueError(
