@@ -3,6 +3,7 @@ messages judged by collector.domain.ingest, stored by SqliteStore), for the batc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from tests.api import api_app
 T = datetime(2026, 3, 10, tzinfo=UTC)  # a day in March 2026: the default period is March
 KEY = b"k" * 32
 GATEWAY = "gw-1"
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 TOKENS = {
     "li": ("plant_engineer", "t-li"),
     "wang": ("metrology", "t-wang"),
@@ -95,6 +97,21 @@ def plant(tmp_path: Path) -> Plant:
     app = api_app(db, TOKENS, store)
     app.state.batches = SqliteBatches(db)  # as bootstrap() does
     return Plant(TestClient(app), store, db)
+
+
+def register_meters(p: Plant) -> None:
+    """The three meters the batch tests use, and a certificate for e-s (the others rely on
+    their accuracy class)."""
+    c = p.client
+    for d in (device("e-a"), device("e-s"), device("st-2", "steam", accuracy_class="2.5")):
+        assert c.post("/api/v1/registry/devices", json=d, headers=hdr("li")).status_code == 201
+    cert = json.loads((EXAMPLES / "certificate.json").read_text()) | {"device_id": "e-s"}
+    r = c.post(
+        "/api/v1/calibration/certificates",
+        json={"certificate": cert, "corrections": {"energy.active.import": "none"}},
+        headers=hdr("wang"),
+    )
+    assert r.status_code == 201, r.text
 
 
 def device(id: str, medium: str = "electricity", **over: Any) -> dict[str, Any]:

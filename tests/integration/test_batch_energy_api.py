@@ -13,13 +13,12 @@ Readings run from T to T+8 h; the period is March 2026 (the calendar month of th
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pytest
 
-from tests.batch_helpers import Plant, batch, device, hdr, iso, plant, steady
+from tests.batch_helpers import Plant, batch, hdr, iso, plant, register_meters, steady
 
 pytestmark = pytest.mark.integration
 
@@ -58,15 +57,7 @@ E_S = ({"B1": 15.0, "B2": 21.0, "B3": 12.0}, 48.0)
 def build(tmp_path: Path, policy: str = "next_batch", wrap_e_a: bool = False) -> Plant:
     p = plant(tmp_path)
     c = p.client
-    for d in (device("e-a"), device("e-s"), device("st-2", "steam", accuracy_class="2.5")):
-        assert c.post("/api/v1/registry/devices", json=d, headers=hdr("li")).status_code == 201
-    cert = json.loads((EXAMPLES / "certificate.json").read_text()) | {"device_id": "e-s"}
-    r = c.post(
-        "/api/v1/calibration/certificates",
-        json={"certificate": cert, "corrections": {"energy.active.import": "none"}},
-        headers=hdr("wang"),
-    )
-    assert r.status_code == 201, r.text
+    register_meters(p)
     if wrap_e_a:  # a 2-digit counter: 70 + 10 kWh/h passes 100 at 3 h; the gateway reports it
         p.ingest("e-a", [(h, (70.0 + 10.0 * h) % 100.0) for h, _ in steady(10.0)])
         p.wrap_event("e-a", 1, 2.5 + 1 / 3, 3.0, 70.0 + 10.0 * (2.5 + 1 / 3), 0.0, 100.0)

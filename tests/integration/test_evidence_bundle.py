@@ -26,7 +26,16 @@ from edge_agent.messages import MessageSigner
 from metertrace.cli import main
 from metertrace.signing import Ed25519Signer
 from metertrace.wire import GENESIS
-from tests.batch_helpers import GATEWAY, Plant, at, batch, device, hdr, plant, steady
+from tests.batch_helpers import (
+    GATEWAY,
+    Plant,
+    at,
+    batch,
+    hdr,
+    plant,
+    register_meters,
+    steady,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -88,15 +97,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict]:
     """(the zip of B1, the energy endpoint's JSON of B1)."""
     p = plant(tmp_path_factory.mktemp("plant"))
     c = p.client
-    for d in (device("e-a"), device("e-s"), device("st-2", "steam", accuracy_class="2.5")):
-        assert c.post("/api/v1/registry/devices", json=d, headers=hdr("li")).status_code == 201
-    cert = json.loads((EXAMPLES / "certificate.json").read_text()) | {"device_id": "e-s"}
-    r = c.post(
-        "/api/v1/calibration/certificates",
-        json={"certificate": cert, "corrections": {"energy.active.import": "none"}},
-        headers=hdr("wang"),
-    )
-    assert r.status_code == 201, r.text
+    register_meters(p)
     gw = Gateway(p)
     gw.ingest("e-a", [(h, (70.0 + 10.0 * h) % 100.0) for h, _ in steady(10.0)],
               "energy.active.import", "kWh")  # fmt: skip

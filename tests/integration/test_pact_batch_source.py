@@ -34,7 +34,7 @@ from collector.pact.tokens import secret_hash
 from collector.storage.batches_sqlite import SqliteBatches
 from collector.storage.counter_readings import CounterStore
 from collector.storage.registry_sqlite import SqliteRegistry
-from tests.batch_helpers import Plant, batch, device, hdr, plant, steady
+from tests.batch_helpers import Plant, batch, hdr, plant, register_meters, steady
 from tests.helpers import free_port, metertrace, port_open, stop, tail, wait_for
 from tests.integration.test_pact_api import self_signed
 
@@ -73,15 +73,7 @@ HEAT_KG_PER_GJ = 110.0
 def build(tmp_path: Path) -> Plant:
     p = plant(tmp_path)
     c = p.client
-    for d in (device("e-a"), device("e-s"), device("st-2", "steam", accuracy_class="2.5")):
-        assert c.post("/api/v1/registry/devices", json=d, headers=hdr("li")).status_code == 201
-    cert = json.loads((EXAMPLES / "certificate.json").read_text()) | {"device_id": "e-s"}
-    r = c.post(
-        "/api/v1/calibration/certificates",
-        json={"certificate": cert, "corrections": {"energy.active.import": "none"}},
-        headers=hdr("wang"),
-    )
-    assert r.status_code == 201, r.text
+    register_meters(p)
     p.ingest("e-a", steady(10.0))
     p.ingest("e-s", steady(12.0, start=5000.0))
     p.ingest("st-2", steady(0.5, start=20.0), quantity="mass.steam", unit="t")
