@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 
 from device_profiles import Kind, Profile, find_profile
-from simulators.scenario import Counter, Rate, RateOf, Scenario, SimMeter, SimServer
+from simulators.rates import Rate
+from simulators.scenario import Counter, RateOf, Scenario, SimMeter, SimServer
 
 # unit ids 1..10 behind each gateway; a smaller plant still gets all three kinds of meter
 PROFILE_MIX = (

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,7 +47,9 @@ log = logging.getLogger(__name__)
 STATUS_CHECK_S = 1.0  # how often the status is checked for a change worth publishing
 
 
-def build_pollers(config: AgentConfig, factory: TransportFactory) -> list[DevicePoller]:
+def build_pollers(
+    config: AgentConfig, factory: TransportFactory, clock: Callable[[], datetime] = utcnow
+) -> list[DevicePoller]:
     profiles: dict[str, AnyProfile] = {}
     pollers = []
     for d in config.devices:
@@ -60,6 +63,7 @@ def build_pollers(config: AgentConfig, factory: TransportFactory) -> list[Device
                 factory.reader(d, profile),
                 backoff=Backoff.for_interval(d.interval_s),
                 ratios=Ratios(ct=d.ct_ratio, vt=d.vt_ratio),
+                clock=clock,
             )
         )
     return pollers

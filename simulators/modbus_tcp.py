@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pymodbus.constants import ExcCodes
@@ -79,6 +80,8 @@ class SimulatedMeter:
     model: MeterModel
     served: deque[ServedRead] = field(default_factory=lambda: deque(maxlen=10000))
     dead: bool = False  # fault injection: answer with "server device failure"
+    # unix time of a request; a test compressing a week into seconds moves this clock itself
+    clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         profile = self.model.profile
@@ -123,7 +126,7 @@ class SimulatedMeter:
         m = self.profile.modbus
         if count > (1 if m.single_register_only else m.max_block):
             return ExcCodes.ILLEGAL_VALUE  # as such meters answer a read longer than they allow
-        now = time.time()
+        now = self.clock()
         self.served.append(ServedRead(now, self.model.spec.unit_id, fc, address, count))
         function = Function.HOLDING if fc == 3 else Function.INPUT
         for p in self._points[function]:
@@ -144,9 +147,14 @@ class SimulatedMeter:
 class ModbusTcpSimulator:
     """One TCP server with one or more meters (unit ids) behind it."""
 
-    def __init__(self, spec: SimServer, models: dict[str, MeterModel]) -> None:
+    def __init__(
+        self,
+        spec: SimServer,
+        models: dict[str, MeterModel],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.spec = spec
-        self.meters = {m.id: SimulatedMeter(models[m.id]) for m in spec.meters}
+        self.meters = {m.id: SimulatedMeter(models[m.id], clock=clock) for m in spec.meters}
         self._server = ModbusTcpServer(
             [m.device() for m in self.meters.values()], address=(spec.host, spec.port)
         )

@@ -1,13 +1,13 @@
 """A plant scenario: what each simulated meter measures over time, with exact ground truth.
 
-Counter rates are in the counter's unit per hour (kWh/h = kW, Nm³/h, t/h). A rate is
-base + amplitude·sin(2π·(t − epoch)/period), so the true counter at any time is the closed-form
-integral: no numeric drift between what the simulator serves and what the tests expect.
+Counter rates are in the counter's unit per hour (kWh/h = kW, Nm³/h, t/h). A counter either rises
+at its own rate (rates.py) or measures the sum of production lines' loads (plant.py: a main
+meter, a line's sub-meter, a header shared by two lines); either way the true counter at any
+time is a closed-form integral.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -19,30 +19,23 @@ from device_profiles.dlt645 import AnyProfile
 from metertrace.config import ConfigPath, StrictModel
 from metertrace.timeutil import utcnow
 
-
-class Rate(StrictModel):
-    base: float = Field(ge=0)
-    amplitude: float = Field(0.0, ge=0)
-    period_s: float = Field(3600.0, gt=0)
-
-    @model_validator(mode="after")
-    def _never_negative(self) -> Rate:
-        if self.amplitude > self.base:
-            raise ValueError("amplitude > base would make the rate negative; a counter only rises")
-        return self
-
-    def at(self, dt: float) -> float:
-        return self.base + self.amplitude * math.sin(2 * math.pi * dt / self.period_s)
-
-    def integral(self, dt: float) -> float:
-        """∫₀^dt rate, in unit·s/h → divide by 3600 for the counter's unit."""
-        w = 2 * math.pi / self.period_s
-        return (self.base * dt + self.amplitude * (1 - math.cos(w * dt)) / w) / 3600.0
+from .plant import LineModel, Medium, PlantModel, PlantSpec
+from .rates import Rate
 
 
 class Counter(StrictModel):
     initial: float = Field(0.0, ge=0)
     rate: Rate
+
+
+class FedCounter(StrictModel):
+    """A counter that measures what some production lines draw of one medium, plus a standing
+    draw of its own (a header's heat loss, a building's base load)."""
+
+    initial: float = Field(0.0, ge=0)
+    medium: Medium
+    lines: list[str] = Field(min_length=1, description="plant lines whose load this meter sees")
+    standing: Rate = Rate(base=0.0)
 
 
 class RateOf(StrictModel):
@@ -69,7 +62,7 @@ class SimMeter(StrictModel):
     address: str | None = Field(
         None, pattern=r"^[0-9]{12}$", description="DL/T 645 meters: 12 digits, e.g. 000000123456"
     )
-    counters: dict[str, Counter] = {}
+    counters: dict[str, Counter | FedCounter] = {}
     gauges: dict[str, float | RateOf] = {}
     ratios: SimRatios = SimRatios()
     not_available: list[str] = Field([], description="quantities served as the meter's N/A")
@@ -136,7 +129,29 @@ class Scenario(StrictModel):
         "now", description="t = 0 of every rate; a fixed time makes ground truth reproducible"
     )
     profile_dirs: list[ConfigPath] = []
+    plant: PlantSpec | None = Field(
+        None, description="production lines and their batches, for meters that measure lines"
+    )
     servers: list[SimServer] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _fed_lines_exist(self) -> Scenario:
+        if self.plant is not None and self.epoch == "now":
+            raise ValueError(
+                "a plant's batch schedule starts at the epoch: set epoch to a fixed time, e.g. "
+                "2026-11-09T00:00:00Z, so the simulator and the batch list agree"
+            )
+        lines = set(self.plant.lines) if self.plant else set()
+        for server in self.servers:
+            for m in server.meters:
+                for name, c in m.counters.items():
+                    missing = sorted(set(c.lines) - lines) if isinstance(c, FedCounter) else []
+                    if missing:
+                        raise ValueError(
+                            f"meter {m.id}: counters.{name}.lines names {missing}, which "
+                            f"plant.lines does not define (it has {sorted(lines) or 'none'})"
+                        )
+        return self
 
     def resolved_epoch(self) -> datetime:
         return utcnow() if self.epoch == "now" else self.epoch
@@ -145,17 +160,30 @@ class Scenario(StrictModel):
 class MeterModel:
     """Ground truth of one meter: every profile quantity's true value at any time."""
 
-    def __init__(self, spec: SimMeter, profile: AnyProfile, epoch: float) -> None:
+    def __init__(
+        self,
+        spec: SimMeter,
+        profile: AnyProfile,
+        epoch: float,
+        lines: dict[str, LineModel] | None = None,
+    ) -> None:
         self.spec, self.profile, self.epoch = spec, profile, epoch
+        self.lines = lines or {}
         mapped = {p.quantity for p in profile.points()}
         for name in [*spec.counters, *spec.gauges, *spec.not_available]:
             if name not in mapped:
                 raise ValueError(f"meter {spec.id}: profile {profile.id} does not map {name}")
             if name in spec.not_available and (name in spec.counters or name in spec.gauges):
                 raise ValueError(f"meter {spec.id}: {name} is not_available and has a value")
-        for name in spec.counters:
-            if quantity(name).kind is not Kind.COUNTER:
+        for name, c in spec.counters.items():
+            q = quantity(name)
+            if q.kind is not Kind.COUNTER:
                 raise ValueError(f"meter {spec.id}: {name} is a gauge; list it under gauges")
+            if isinstance(c, FedCounter) and c.medium != q.medium:
+                raise ValueError(
+                    f"meter {spec.id}: counters.{name} measures {q.medium}, not {c.medium}; "
+                    f"set medium: {q.medium}"
+                )
         for name, g in spec.gauges.items():
             if isinstance(g, RateOf) and g.rate_of not in spec.counters:
                 raise ValueError(f"meter {spec.id}: gauges.{name}.rate_of names no counter")
@@ -166,11 +194,20 @@ class MeterModel:
             raise ValueError(f"meter {self.spec.id}: {name} is not available; it has no value")
         dt = t - self.epoch
         if (c := self.spec.counters.get(name)) is not None:
-            return c.initial + c.rate.integral(dt)
+            if isinstance(c, Counter):
+                return c.initial + c.rate.integral(dt)
+            fed = sum(self.lines[x].cumulative(c.medium, t) for x in c.lines)
+            return c.initial + c.standing.integral(dt) + fed
         g = self.spec.gauges.get(name)
         if isinstance(g, RateOf):
-            return self.spec.counters[g.rate_of].rate.at(dt) * g.factor
+            return self._rate(self.spec.counters[g.rate_of], t) * g.factor
         return float(g) if g is not None else 0.0
+
+    def _rate(self, c: Counter | FedCounter, t: float) -> float:
+        dt = t - self.epoch
+        if isinstance(c, Counter):
+            return c.rate.at(dt)
+        return c.standing.at(dt) + sum(self.lines[x].rate(c.medium, t) for x in c.lines)
 
     def indicated(self, name: str, t: float) -> float:
         """What the meter shows: the truth with the meter's own error, if the scenario gives one."""
@@ -179,14 +216,22 @@ class MeterModel:
         return truth if err is None else err.gain * truth + err.offset
 
 
-def build_models(scenario: Scenario) -> dict[str, MeterModel]:
-    epoch = scenario.resolved_epoch().timestamp()
+def build_plant(scenario: Scenario, epoch: datetime) -> PlantModel | None:
+    return None if scenario.plant is None else PlantModel(scenario.plant, epoch)
+
+
+def build_models(scenario: Scenario, epoch: datetime | None = None) -> dict[str, MeterModel]:
+    """Every meter's ground truth; `epoch` overrides the scenario's (which may be "now")."""
+    when = epoch or scenario.resolved_epoch()
+    plant = build_plant(scenario, when)
+    lines = plant.lines if plant else {}
     models: dict[str, MeterModel] = {}
     for server in scenario.servers:
         for m in server.meters:
             if m.id in models:
                 raise ValueError(f"meter id {m.id} is used twice")
-            models[m.id] = MeterModel(m, find_profile(m.profile, scenario.profile_dirs), epoch)
+            profile = find_profile(m.profile, scenario.profile_dirs)
+            models[m.id] = MeterModel(m, profile, when.timestamp(), lines)
     return models
 
 

@@ -2,7 +2,8 @@ import pytest
 from pydantic import ValidationError
 
 from device_profiles import find_profile
-from simulators.scenario import Counter, MeterModel, Rate, RateOf, SimMeter
+from simulators.rates import Rate
+from simulators.scenario import Counter, MeterModel, RateOf, SimMeter
 
 pytestmark = pytest.mark.unit
 
