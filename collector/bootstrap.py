@@ -70,4 +70,5 @@ def bootstrap(config: CollectorConfig) -> Collector:
         on_stop=consumer.stop,
     )
     app.state.batches = SqliteBatches(config.database.path)  # batches and topology
+    app.state.signer = signer  # signs the evidence bundles' manifests too
     return Collector(config, store, consumer, app)

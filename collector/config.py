@@ -98,7 +98,8 @@ class CollectorSigning(StrictModel):
         Path("collector-ed25519.pem"),
         validate_default=True,
         description="the collector's Ed25519 key, created on first start; it signs the "
-        "calibration sets gateways apply (metertrace collector pubkey prints its public key)",
+        "calibration sets gateways apply and the manifests of evidence bundles "
+        "(metertrace collector pubkey prints its public key)",
     )
 
 

@@ -5,7 +5,9 @@ readings the allocation read (the exact payload bytes, one per line), the meters
 (counter discontinuities, data losses), the gateways' Ed25519 public keys, the certificates and
 device records, the topology and batch records, the built-in emission factors, and the
 computation itself (the JSON of GET /api/v1/batches/{id}/energy). manifest.json holds the
-SHA-256 of every other file. `metertrace verify bundle.zip` (collector/verify_bundle.py)
+SHA-256 of every other file; manifest.sig is the collector's Ed25519 signature over
+manifest.json's exact bytes, and collector-ed25519.pub.pem its public key
+(collector/manifest_signature.py). `metertrace verify bundle.zip` (collector/verify_bundle.py)
 checks it all and recomputes the figures.
 
 Only Ed25519 signatures can be checked by someone else: messages signed with a shared HMAC key
@@ -27,18 +29,18 @@ from typing import Any
 
 from metertrace import __version__
 from metertrace.ed25519_pem import public_pem
-from metertrace.signing import ED25519
+from metertrace.signing import ED25519, Ed25519Signer
 from metertrace.timeutil import to_wire, utcnow
 
 from .batch_energy import BatchEnergyOut, BatchEnergyService
 from .domain.factors import BUILTIN
+from .manifest_signature import MANIFEST, PUBLIC_KEY, SIGNATURE, sign_manifest
 from .storage.batches_sqlite import SqliteBatches
 from .storage.counter_readings import USABLE, CounterStore
 from .storage.registry_sqlite import SqliteRegistry
 from .topology_file import COUNTER_OF_MEDIUM
 
 FORMAT = "metertrace-evidence/1"
-MANIFEST = "manifest.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -72,12 +74,14 @@ def build_bundle(
     *,
     batches: SqliteBatches,
     registry: SqliteRegistry,
+    signer: Ed25519Signer,
     period_start: datetime | None = None,
     period_end: datetime | None = None,
     tz: str = "UTC",
     topology_version: int | None = None,
 ) -> bytes:
-    """The zip, as bytes. Raises batch_energy's NotFound/PeriodError/EnergyUnavailable."""
+    """The zip, as bytes, its manifest signed by `signer` (the collector's key). Raises
+    batch_energy's NotFound/PeriodError/EnergyUnavailable."""
     counters = CounterStore(batches.path)
     try:
         energy = BatchEnergyService(batches, registry, counters).energy(
@@ -87,6 +91,7 @@ def build_bundle(
     finally:
         counters.close()
     files = _files(energy, batches, registry)
+    files[PUBLIC_KEY] = signer.public_pem().encode()
     manifest = {
         "format": FORMAT,
         "batch_id": batch_id,
@@ -94,9 +99,11 @@ def build_bundle(
         "created_by": f"metertrace {__version__}",
         "files": {name: sha256(data) for name, data in sorted(files.items())},
     }
+    manifest_bytes = _json(manifest)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(MANIFEST, _json(manifest))
+        z.writestr(MANIFEST, manifest_bytes)
+        z.writestr(SIGNATURE, sign_manifest(manifest_bytes, signer))
         for name, data in sorted(files.items()):
             z.writestr(name, data)
     return buf.getvalue()

@@ -1,6 +1,8 @@
 """Checking an evidence bundle offline (`metertrace verify bundle.zip`).
 
-Every file against the manifest's SHA-256; every message and event against its gateway's
+The manifest against the collector's Ed25519 signature (collector/manifest_signature.py: by
+the key given with --collector-key, or else, with a warning, by the key the bundle carries);
+every file against the manifest's SHA-256; every message and event against its gateway's
 Ed25519 signature; every device's hash chain (collector/domain/chain.py); the batch and
 topology records against their digests; and the figures, recomputed from the bundle alone: the
 messages, events, device records, certificates, batches and topology are replayed into a
@@ -33,7 +35,13 @@ from .domain.certificates import StoredCertificate
 from .domain.chain import Link, verify_chain
 from .domain.ingest import Accepted, AcceptedEvent
 from .domain.registry import DeviceRecord
-from .evidence import MANIFEST
+from .manifest_signature import (
+    MANIFEST,
+    SIGNATURE,
+    TrustedKey,
+    check_manifest_signature,
+    load_trusted,
+)
 from .storage.batches_sqlite import BatchRecord, SqliteBatches, TopologyRecord, batch_digest
 from .storage.counter_readings import CounterStore
 from .storage.registry_sqlite import SqliteRegistry
@@ -45,7 +53,7 @@ _SHOWN_DIFFS = 20
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # manifest, signature, chain, record, recomputation, bundle
+    check: str  # manifest signature, manifest, signature, chain, record, recomputation, bundle
     file: str
     where: str
     detail: str
@@ -59,6 +67,8 @@ class Finding:
 class Report:
     findings: list[Finding] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    warnings: list[str] = field(default_factory=list)  # shown, but the bundle still holds
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -68,20 +78,44 @@ class Report:
         self.findings.append(Finding(check, file, where, detail))
 
 
-def verify_bundle(path: Path) -> Report:
+def verify_bundle(
+    path: Path, *, collector_key: Path | None = None, allow_unsigned: bool = False
+) -> Report:
+    """collector_key: the collector's public key PEM from a trusted source; the manifest must
+    be signed by it. allow_unsigned: accept a bundle without manifest.sig, with a warning."""
     report = Report()
+    trusted: TrustedKey | None = None
+    if collector_key is not None:
+        try:
+            trusted = load_trusted(collector_key)
+        except SigningKeyError as exc:
+            report.fail("manifest signature", "--collector-key", "", str(exc))
+            return report
     try:
         with zipfile.ZipFile(path) as z:
             files = {n: z.read(n) for n in z.namelist() if not n.endswith("/")}
     except (OSError, zipfile.BadZipFile) as exc:
         report.fail("bundle", str(path), "", f"not a readable zip: {exc}")
         return report
+    _signature(files, trusted, allow_unsigned, report)
     _manifest(files, report)
     keys = _keys(files, report)
     events, losses = _events(files, keys, report)
     messages = _messages(files, keys, losses, report)
     _recompute(files, messages, events, report)
     return report
+
+
+def _signature(
+    files: dict[str, bytes], trusted: TrustedKey | None, allow_unsigned: bool, report: Report
+) -> None:
+    result = check_manifest_signature(files, trusted=trusted, allow_unsigned=allow_unsigned)
+    for p in result.problems:
+        report.fail("manifest signature", p.file, "", p.detail)
+    report.warnings.extend(result.warnings)
+    report.notes.extend(result.notes)
+    if SIGNATURE in files:
+        report.counts["manifest signatures"] += 1
 
 
 def _manifest(files: dict[str, bytes], report: Report) -> None:
@@ -94,7 +128,7 @@ def _manifest(files: dict[str, bytes], report: Report) -> None:
         report.fail("manifest", MANIFEST, "files", "is not a mapping of file name to SHA-256")
         return
     for name, data in sorted(files.items()):
-        if name == MANIFEST:
+        if name in (MANIFEST, SIGNATURE):  # the signature signs the manifest, so is not in it
             continue
         got = hashlib.sha256(data).hexdigest()
         if name not in listed:
@@ -301,5 +335,6 @@ def _diff(want: Any, have: Any, path: str) -> Any:
 def render(report: Report) -> str:
     counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
     lines = [str(f) for f in report.findings]
+    lines += [f"WARNING: {w}" for w in report.warnings] + report.notes
     verdict = "OK" if report.ok else f"FAILED ({len(report.findings)} findings)"
     return "\n".join([*lines, f"checked {counts}: {verdict}"])

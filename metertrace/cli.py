@@ -119,6 +119,20 @@ def cmd_sim_run(args: argparse.Namespace) -> None:
     _run_until_signal(lambda stop: runner.run(scenario, stop, args.ready_file))
 
 
+def cmd_sim_batches(args: argparse.Namespace) -> None:
+    scenario_mod = _need("simulators.scenario", "sim")
+    scenario = scenario_mod.load_scenario(args.config)
+    plant = scenario_mod.build_plant(scenario, scenario.resolved_epoch())
+    if plant is None:
+        raise CliError(f"{args.config}: the scenario has no plant section, so it has no batches")
+    text = plant.batches_csv()
+    if args.output is None:
+        print(text, end="")
+    else:
+        args.output.write_text(text)
+        print(f"wrote {len(plant.batches)} batches to {args.output}", file=sys.stderr)
+
+
 # --- profiles and keys -------------------------------------------------------------------
 def cmd_profiles_list(args: argparse.Namespace) -> None:
     from device_profiles import load_catalogue
@@ -241,7 +255,9 @@ def cmd_wire_schema(args: argparse.Namespace) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> None:
     verifier = _need("collector.verify_bundle", "collector")
-    report = verifier.verify_bundle(Path(args.bundle))
+    report = verifier.verify_bundle(
+        Path(args.bundle), collector_key=args.collector_key, allow_unsigned=args.allow_unsigned
+    )
     print(verifier.render(report))
     if not report.ok:
         raise SystemExit(1)
@@ -294,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-c", "--config", required=True, type=Path, help="scenario.yaml")
     s.add_argument("--ready-file", help="write 'name port' lines here once listening")
     s.set_defaults(func=cmd_sim_run)
+    s = sim.add_parser(
+        "batches", help="the plant's batch schedule as CSV, for metertrace batches import"
+    )
+    s.add_argument("-c", "--config", required=True, type=Path, help="scenario.yaml with a plant")
+    s.add_argument("-o", "--output", type=Path, help="write the CSV here (default: stdout)")
+    s.set_defaults(func=cmd_sim_batches)
 
     prof = sub.add_parser("profiles", help="the meter catalogue").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -350,6 +372,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="check a batch's evidence bundle offline, recompute it")
     v.add_argument("bundle", type=Path, help="the zip from GET /api/v1/batches/{id}/evidence")
+    v.add_argument(
+        "--collector-key",
+        type=Path,
+        metavar="PEM",
+        help="the collector's public key, from a source you trust (metertrace collector pubkey); "
+        "the manifest must be signed by it. Without it, the key in the bundle is used, unchecked",
+    )
+    v.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="accept a bundle whose manifest is not signed (made before signed manifests)",
+    )
     v.set_defaults(func=cmd_verify)
 
     d = sub.add_parser("demo", help="run simulators, broker, agent and collector together")

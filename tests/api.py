@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from collector.api.app import create_app
@@ -13,17 +14,24 @@ from collector.config import ApiKey
 from collector.domain.roles import Role
 from collector.storage.registry_sqlite import SqliteRegistry
 from collector.storage.sqlite import SqliteStore
+from metertrace.signing import Ed25519Signer
 
 
 def api_app(
-    db: Path, tokens: dict[str, tuple[str, str]], store: SqliteStore | None = None
+    db: Path,
+    tokens: dict[str, tuple[str, str]],
+    store: SqliteStore | None = None,
+    signer: Ed25519Signer | None = None,
 ) -> FastAPI:
-    """tokens: holder name -> (role, token). No MQTT: the app's lifespan is not run."""
+    """tokens: holder name -> (role, token). No MQTT: the app's lifespan is not run.
+    signer: the collector's key (app.state.signer, as bootstrap() sets it); a new one if None."""
     keys = [
         ApiKey(name=n, role=Role(r), token_sha256=token_hash(t)) for n, (r, t) in tokens.items()
     ]
-    return create_app(
+    app = create_app(
         Services(store=store or SqliteStore(db), mqtt_connected=lambda: False),
         registry=SqliteRegistry(db),
         auth=Authenticator(keys),
     )
+    app.state.signer = signer or Ed25519Signer("collector", Ed25519PrivateKey.generate())
+    return app

@@ -1,9 +1,11 @@
 """Real footprints: one ProductFootprint per product and calendar month, from its batches.
 
 Each batch's gate-to-gate energy is the batch energy API's figure (batch_energy.py, its own
-accounting period); a batch counts in the month in which it ends. Per medium the batches' energy
-is summed, converted where the factor needs it (steam t -> GJ by enthalpy), times the configured
-emission factor record (domain/factors.py), and divided by the month's produced quantity.
+accounting period: the calendar month(s) containing it); a batch counts in the month in which it
+ends. Each such period is allocated once per refresh for all of its batches (BatchEnergies), not
+once per batch. Per medium the batches' energy is summed, converted where the factor needs it
+(steam t -> GJ by enthalpy), times the configured emission factor record (domain/factors.py),
+and divided by the month's produced quantity.
 A month is computed once it has ended and `settle_h` has passed; every change of its figures is
 published as a new version (published.py), never edited in place.
 """
@@ -24,7 +26,13 @@ from zoneinfo import ZoneInfo
 
 from metertrace.timeutil import to_wire, utcnow
 
-from ..batch_energy import BatchEnergyOut, BatchEnergyService, calendar_months
+from ..batch_energy import (
+    BatchEnergyOut,
+    BatchEnergyService,
+    PeriodEnergy,
+    calendar_months,
+    choose_period,
+)
 from ..domain.batches import Batch
 from ..domain.conversions import CN_GUIDELINE_WATER_20C, steam_energy_gj
 from ..domain.factors import EmissionFactor, FactorRegistry, emissions
@@ -63,6 +71,29 @@ class _Medium:
 def period_of(batch: Batch, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The calendar month (UTC bounds) in which the batch ends."""
     return calendar_months(batch.end - timedelta(microseconds=1), batch.end, zone)
+
+
+class BatchEnergies:
+    """Each batch's energy over its own accounting period, as GET /api/v1/batches/{id}/energy
+    gives it; each period is allocated once, when its first batch is asked for. A month's
+    batches share their month's period, except those that started in an earlier month."""
+
+    def __init__(self, service: BatchEnergyService, tz: str) -> None:
+        self.service, self.tz = service, tz
+        self._periods: dict[tuple[datetime, datetime], PeriodEnergy | Exception] = {}
+
+    def of(self, batch: Batch) -> BatchEnergyOut:
+        period = choose_period(batch, None, None, self.tz)
+        key = (period.start, period.end)
+        if key not in self._periods:
+            try:
+                self._periods[key] = self.service.allocate_period(period)
+            except (ValueError, LookupError) as exc:  # every batch of the period fails alike
+                self._periods[key] = exc
+        got = self._periods[key]
+        if isinstance(got, Exception):
+            raise got.with_traceback(None)
+        return got.batch(batch.id)
 
 
 class BatchFootprintSource:
@@ -109,6 +140,7 @@ class BatchFootprintSource:
         """Compute every closed month of every product; publish what changed; return that."""
         now = now or self.clock()
         groups: dict[tuple[str, datetime, datetime], list[Batch]] = defaultdict(list)
+        energies = BatchEnergies(self.service, self.settings.time_zone)
         for record in self.batches.batches(limit=10**9):
             start, end = period_of(record.batch, self.zone)
             if end + timedelta(hours=self.settings.settle_h) <= now:
@@ -117,7 +149,7 @@ class BatchFootprintSource:
         for (product, start, end), members in sorted(groups.items()):
             scope = f"{product}|{to_wire(start)}|{to_wire(end)}"
             try:
-                pf = self.footprint_of(product, start, end, members, now)
+                pf = self.footprint_of(product, start, end, members, now, energies=energies)
                 new = self.published.publish(pf, scope=scope, at=now)
             except (ValueError, LookupError) as exc:  # the stores' and domain's errors
                 self.problems[scope] = str(exc)
@@ -130,9 +162,10 @@ class BatchFootprintSource:
 
     def footprint_of(
         self, product: str, start: datetime, end: datetime, members: Sequence[Batch],
-        created: datetime,
+        created: datetime, *, energies: BatchEnergies | None = None,
     ) -> ProductFootprint:  # fmt: skip
-        """Version 1 of the footprint of `members`, the product's batches ending in the month."""
+        """Version 1 of the footprint of `members`, the product's batches ending in the month
+        (`energies`: shared by the months of one refresh, so each period is allocated once)."""
         units = {b.declared_unit.value for b in members}
         if len(units) != 1 or units <= {"piece"}:
             raise ValueError(
@@ -142,8 +175,9 @@ class BatchFootprintSource:
         unit = DeclaredUnit(units.pop())
         produced = math.fsum(b.produced_quantity for b in members)
         media: dict[str, _Medium] = defaultdict(_Medium)
+        energies = energies or BatchEnergies(self.service, self.settings.time_zone)
         for b in members:
-            self._add(media, self.service.energy(b.id, tz=self.settings.time_zone))
+            self._add(media, energies.of(b))
         pcf = self._carbon(media, produced, members, unit, min(start, *(b.start for b in members)),
                            end)  # fmt: skip
         s = self.settings

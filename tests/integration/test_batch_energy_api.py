@@ -13,6 +13,7 @@ Readings run from T to T+8 h; the period is March 2026 (the calendar month of th
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -209,3 +210,122 @@ def test_what_is_missing_is_named(tmp_path):
     assert r.status_code == 409
     assert "meter ghost is not registered" in r.json()["detail"]
     assert "meters.ghost.quantity" in r.json()["detail"]
+
+
+# --- GET /api/v1/energy: the period allocated once, every batch and every meter's closure ---
+
+MARCH = ("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z")
+
+
+def period_energy(p: Plant, start: str, end: str, **params: str) -> dict:
+    r = p.client.get(
+        "/api/v1/energy",
+        params={"period_start": start, "period_end": end, **params},
+        headers=hdr("engine"),
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def assert_as_each_batch_alone(p: Plant, got: dict, start: str, end: str) -> None:
+    """Each batch of the period's answer is what /batches/{id}/energy says for that period."""
+    for figures in got["batches"]:
+        alone = energy(p, figures["batch"]["id"], period_start=start, period_end=end)
+        assert figures == {k: alone[k] for k in ("batch", "batch_version", "complete", "media")}
+        assert got["period"] == alone["period"]
+        assert got["topology_version"] == alone["topology_version"]
+        assert got["batches_in_period"] == alone["batches_in_period"]
+        assert [c for c in got["closures"] if c in alone["closures"]] == alone["closures"]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "ids", "complete"),
+    [
+        (*MARCH, ["B1", "B2", "B3"], [True, True, True]),
+        (iso(0), iso(2.5), ["B1", "B2"], [False, False]),  # cuts B1 and B2 at its end
+    ],
+)
+def test_a_period_gives_every_batch_as_alone_and_every_meter_closes(
+    tmp_path, start, end, ids, complete
+):
+    p = build(tmp_path)
+    got = period_energy(p, start, end)
+    assert got["period"] == {"start": start, "end": end, "basis": "requested"}
+    assert got["topology_version"] == 1 and got["batches_in_period"] == len(ids)
+    assert [b["batch"]["id"] for b in got["batches"]] == ids
+    assert [b["complete"] for b in got["batches"]] == complete
+    assert "period" not in got["batches"][0] and "closures" not in got["batches"][0]
+    assert_as_each_batch_alone(p, got, start, end)
+    # every meter of the topology, whether or not a batch used it, closes exactly, and what it
+    # allocated is what the batches received
+    assert sorted(c["meter_id"] for c in got["closures"]) == ["e-a", "e-s", "st-2"]
+    for c in got["closures"]:
+        assert c["closed"] and c["residual"] == 0.0
+        assert c["allocated"] + c["overhead"] == c["total"]
+        received = [
+            share(m, c["meter_id"])["quantity"]
+            for b in got["batches"]
+            for m in b["media"]
+            if c["meter_id"] in {x["meter_id"] for x in m["contributions"]}
+        ]
+        assert math.fsum(received) == c["allocated"]
+    if (start, end) == MARCH:  # the hand figures of the plant (next_batch idle policy)
+        totals = {c["meter_id"]: (c["total"], c["overhead"]) for c in got["closures"]}
+        assert totals["e-a"] == pytest.approx((80.0, 20.0))
+        assert totals["e-s"] == pytest.approx((96.0, E_S[1]))
+
+
+def test_batches_under_different_certificates_keep_their_own_uncertainty(tmp_path):
+    """e-a's certificate comes into force at 04:00 UTC (midnight of its UTC-4 zone): B1 ran
+    before it (class limit, not_yet_valid), B3 after (certificate, valid). One allocation of the
+    period still gives each batch the calibration of its own run."""
+    p = build(tmp_path)
+    cert = json.loads((EXAMPLES / "certificate.json").read_text()) | {
+        "certificate_id": "E-A-2026-1",
+        "device_id": "e-a",
+        "calibration_date": "2026-03-10",
+        "issue_date": "2026-03-10",
+        "valid_until": "2027-03-09",
+        "timezone": "Etc/GMT+4",
+    }
+    r = p.client.post(
+        "/api/v1/calibration/certificates",
+        json={"certificate": cert, "corrections": {"energy.active.import": "none"}},
+        headers=hdr("wang"),
+    )
+    assert r.status_code == 201, r.text
+    got = period_energy(p, *MARCH)
+    status = {
+        b["batch"]["id"]: share(medium(b, "electricity"), "e-a")["calibration"][0]["status"]
+        for b in got["batches"]
+        if b["batch"]["line"] == "L1"
+    }
+    assert status == {"B1": "not_yet_valid", "B3": "valid"}
+    assert_as_each_batch_alone(p, got, *MARCH)
+
+
+def test_a_period_needs_both_bounds_and_names_what_is_missing(tmp_path):
+    c = plant(tmp_path).client
+    bounds = {"period_start": MARCH[0], "period_end": MARCH[1]}
+
+    def get(params: dict[str, str]) -> tuple[int, str]:
+        r = c.get("/api/v1/energy", params=params, headers=hdr("engine"))
+        return r.status_code, str(r.json()["detail"])
+
+    for missing in bounds:
+        status, detail = get({k: v for k, v in bounds.items() if k != missing})
+        assert status == 422 and f"{missing} is required" in detail
+    reversed_ = {"period_start": MARCH[1], "period_end": MARCH[0]}
+    assert get(reversed_) == (422, "period_end must be after period_start")
+    status, detail = get({**bounds, "period_start": "March"})
+    assert status == 422 and "period_start" in detail and "ISO 8601" in detail
+    assert c.get("/api/v1/energy", params=bounds).status_code == 401  # a key is needed
+    status, detail = get(bounds)
+    assert status == 409 and "metertrace topology set" in detail
+    r = c.put(
+        "/api/v1/topology",
+        content=TOPOLOGY.format(policy="overhead"),
+        headers={**hdr("li"), "Content-Type": "application/yaml"},
+    )
+    assert r.status_code == 201, r.text
+    assert get({**bounds, "topology_version": "9"}) == (404, "topology version 9 does not exist")

@@ -152,3 +152,19 @@ def test_the_same_commands_over_http(tmp_path, served, capsys):
     assert code == 2 and "plant.yaml: assignments: Tuple should have at least 1 item" in err
     code, _, err = run(["batches", "export", "B1", "--url", url, "--token", engine], capsys)
     assert code == 2 and "409" in err and "no topology is set" in err
+
+
+def test_a_simulated_plant_schedule_imports_as_an_mes_export(tmp_path, config, capsys):
+    scenario = Path(__file__).resolve().parents[2] / "metertrace/examples/three-lines/scenario.yaml"
+    out = tmp_path / "week.csv"
+    code, _, err = run(["sim", "batches", "-c", str(scenario), "-o", str(out)], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert f"wrote {len(rows)} batches" in err and {r["line"] for r in rows} == {"L1", "L2", "L3"}
+    code, _, err = run(["batches", "import", str(out), "-c", str(config)], capsys)
+    assert code == 0, err
+    assert sorted(b for b, _ in stored(tmp_path)) == sorted(r["id"] for r in rows)
+    # a scenario without a plant has no batches to give
+    plain = scenario.parents[1] / "scenario.yaml"
+    code, _, _ = run(["sim", "batches", "-c", str(plain)], capsys)
+    assert code != 0

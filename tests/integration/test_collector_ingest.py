@@ -27,6 +27,7 @@ class Rig:
         config = CollectorConfig.model_validate(
             {
                 "database": {"path": str(tmp_path / "c.db")},
+                "signing": {"key_file": str(tmp_path / "collector.pem")},
                 "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"col-{uid}"},
                 "gateways": [
                     {

@@ -1,12 +1,14 @@
 """The evidence bundle round trip: GET /api/v1/batches/{id}/evidence over real SQLite with
 Ed25519-signed messages through the real ingest path, then `metertrace verify` on it; one
-altered byte anywhere is detected and named.
+altered byte anywhere is detected and named, including in the manifest, which the collector
+signs: verified against the collector's public key given as the trust anchor.
 
 The plant is that of test_batch_energy_api (e-a dedicated to L1 with a counter wrap reported by
 the gateway, e-s shared by L1 and L2 with a certificate, st-2 steam on L2)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -16,9 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from collector.domain.ingest import Accepted, AcceptedEvent, GatewayKey, Trust, judge
+from collector.manifest_signature import PUBLIC_KEY, SIGNATURE, key_sha256, sign_manifest
 from collector.verify_bundle import Report, verify_bundle
 from edge_agent.counter_quality import CounterNotice
 from edge_agent.counters import CounterEvent, EventKind
@@ -54,6 +57,7 @@ assignments:
      valid_from: 2026-01-01T00:00:00Z}
 """
 DEVICES = frozenset({"e-a", "e-s", "st-2"})
+COLLECTOR = Ed25519Signer("collector", Ed25519PrivateKey.generate())
 
 
 class Gateway:
@@ -97,6 +101,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict]:
     """(the zip of B1, the energy endpoint's JSON of B1)."""
     p = plant(tmp_path_factory.mktemp("plant"))
     c = p.client
+    c.app.state.signer = COLLECTOR  # the key the tests hold as the trusted one
     register_meters(p)
     gw = Gateway(p)
     gw.ingest("e-a", [(h, (70.0 + 10.0 * h) % 100.0) for h, _ in steady(10.0)],
@@ -118,10 +123,16 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict]:
     return r.content, energy.json()
 
 
-def check(tmp_path: Path, data: bytes) -> Report:
+def check(tmp_path: Path, data: bytes, trusted: Ed25519Signer | None = None) -> Report:
     path = tmp_path / "bundle.zip"
     path.write_bytes(data)
-    return verify_bundle(path)
+    return verify_bundle(path, collector_key=None if trusted is None else pem(tmp_path, trusted))
+
+
+def pem(tmp_path: Path, key: Ed25519Signer) -> Path:
+    path = tmp_path / f"{key.kid.replace(':', '-')}.pub.pem"
+    path.write_text(key.public_pem())
+    return path
 
 
 def members(data: bytes) -> dict[str, bytes]:
@@ -139,6 +150,10 @@ def altered(
         manifest = json.loads(files["manifest.json"])
         manifest["files"][name] = hashlib.sha256(files[name]).hexdigest()
         files["manifest.json"] = json.dumps(manifest).encode()
+    return zipped(files)
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for n, d in files.items():
@@ -194,6 +209,126 @@ def test_the_cli_says_ok_or_names_the_failure(tmp_path, bundle, capsys):
     assert exit_.value.code == 1
     out = capsys.readouterr().out
     assert "manifest FAILED: batches.json" in out and "FAILED (" in out
+
+
+def test_the_manifest_is_signed_by_the_collector_over_its_exact_bytes(bundle):
+    data, _ = bundle
+    files = members(data)
+    sig = json.loads(files[SIGNATURE])
+    raw = COLLECTOR.public_raw
+    assert sig["kid"] == COLLECTOR.kid and sig["public_key_sha256"] == key_sha256(raw)
+    assert files[PUBLIC_KEY].decode() == COLLECTOR.public_pem()
+    assert (
+        json.loads(files["manifest.json"])["files"][PUBLIC_KEY]
+        == hashlib.sha256(files[PUBLIC_KEY]).hexdigest()
+    )
+    signature = base64.urlsafe_b64decode(sig["signature"] + "=" * (-len(sig["signature"]) % 4))
+    Ed25519PublicKey.from_public_bytes(raw).verify(signature, files["manifest.json"])  # raises
+
+
+def test_the_cli_checks_the_signature_against_the_trusted_collector_key(tmp_path, bundle, capsys):
+    data, _ = bundle
+    good = tmp_path / "good.zip"
+    good.write_bytes(data)
+    main(["verify", str(good), "--collector-key", str(pem(tmp_path, COLLECTOR))])
+    out = capsys.readouterr().out
+    assert out.strip().endswith(": OK") and "WARNING" not in out, out
+    assert f"manifest signed by the trusted collector key {pem(tmp_path, COLLECTOR)}" in out
+    assert "1 manifest signatures" in out
+    main(["verify", str(good)])  # no trust anchor: holds, but says the key is unchecked
+    out = capsys.readouterr().out
+    assert out.strip().endswith(": OK"), out
+    (warning,) = [line for line in out.splitlines() if line.startswith("WARNING:")]
+    assert "NOT checked against a trusted one" in warning
+    assert key_sha256(COLLECTOR.public_raw) in warning and "--collector-key" in warning
+
+
+def test_a_wrong_trusted_key_fails_naming_both_fingerprints(tmp_path, bundle, capsys):
+    data, _ = bundle
+    other = Ed25519Signer("collector", Ed25519PrivateKey.generate())
+    good = tmp_path / "good.zip"
+    good.write_bytes(data)
+    with pytest.raises(SystemExit) as exit_:
+        main(["verify", str(good), "--collector-key", str(pem(tmp_path, other))])
+    assert exit_.value.code == 1
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("manifest signature FAILED")]
+    assert line.startswith("manifest signature FAILED: manifest.json: signed by the key")
+    assert key_sha256(COLLECTOR.public_raw) in line and key_sha256(other.public_raw) in line
+
+
+def test_a_bundle_re_signed_by_another_key_fails_only_against_the_trusted_key(tmp_path, bundle):
+    data, _ = bundle
+    forger = Ed25519Signer("collector", Ed25519PrivateKey.generate())
+    files = members(altered(data, "batches.json", flip_digit_after(b'"produced_quantity"'),
+                            fix_manifest=True))  # fmt: skip
+    files[PUBLIC_KEY] = forger.public_pem().encode()
+    manifest = json.loads(files["manifest.json"])
+    manifest["files"][PUBLIC_KEY] = hashlib.sha256(files[PUBLIC_KEY]).hexdigest()
+    files["manifest.json"] = json.dumps(manifest).encode()
+    files[SIGNATURE] = sign_manifest(files["manifest.json"], forger)
+    forged = zipped(files)
+    # self-consistent: only the batch's digest and the recomputation tell, and a warning
+    untrusted = check(tmp_path, forged)
+    assert {f.check for f in untrusted.findings} == {"record", "recomputation"}
+    assert any(key_sha256(forger.public_raw) in w for w in untrusted.warnings)
+    trusted = check(tmp_path, forged, trusted=COLLECTOR)
+    sig = [f for f in trusted.findings if f.check == "manifest signature"]
+    assert [f.file for f in sig] == ["manifest.json"], [str(f) for f in trusted.findings]
+    assert key_sha256(forger.public_raw) in sig[0].detail
+    assert key_sha256(COLLECTOR.public_raw) in sig[0].detail
+
+
+def test_one_altered_manifest_byte_fails_the_manifest_signature(tmp_path, bundle):
+    data, _ = bundle
+    forged = altered(data, "manifest.json", flip_digit_after(b'"created_at"'))
+    for trusted in (None, COLLECTOR):
+        report = check(tmp_path, forged, trusted=trusted)
+        assert [(f.check, f.file) for f in report.findings] == [
+            ("manifest signature", "manifest.json")
+        ], [str(f) for f in report.findings]
+        assert "does not verify over manifest.json's bytes" in report.findings[0].detail
+
+
+def test_a_rewritten_manifest_fails_the_manifest_signature(tmp_path, bundle):
+    data, _ = bundle
+    forged = altered(data, "batches.json", flip_digit_after(b'"produced_quantity"'),
+                     fix_manifest=True)  # fmt: skip
+    report = check(tmp_path, forged, trusted=COLLECTOR)
+    found = {(f.check, f.file) for f in report.findings}
+    assert ("manifest", "batches.json") not in found  # the hash was rewritten to match
+    sig = [f for f in report.findings if f.check == "manifest signature"]
+    assert [f.file for f in sig] == ["manifest.json"] and "does not verify" in sig[0].detail
+    assert str(sig[0]).startswith("manifest signature FAILED: manifest.json: the Ed25519")
+
+
+def test_an_unsigned_bundle_fails_unless_allowed(tmp_path, bundle, capsys):
+    data, _ = bundle
+    files = members(data)
+    del files[SIGNATURE]  # as a collector before signed manifests made it
+    old = tmp_path / "old.zip"
+    old.write_bytes(zipped(files))
+    with pytest.raises(SystemExit) as exit_:
+        main(["verify", str(old)])
+    assert exit_.value.code == 1
+    out = capsys.readouterr().out
+    assert "manifest signature FAILED: manifest.json: manifest not signed" in out
+    assert "--allow-unsigned" in out and "FAILED (1 findings)" in out
+    main(["verify", str(old), "--allow-unsigned"])
+    out = capsys.readouterr().out
+    assert out.strip().endswith(": OK") and "WARNING: manifest not signed" in out, out
+
+
+def test_an_unreadable_trusted_key_is_named(tmp_path, bundle):
+    data, _ = bundle
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(data)
+    not_a_key = tmp_path / "collector.yaml"
+    not_a_key.write_text("signing: {}\n")
+    report = verify_bundle(path, collector_key=not_a_key)
+    (f,) = report.findings
+    assert f.check == "manifest signature" and f.file == "--collector-key"
+    assert f.detail.startswith(f"{not_a_key}: not a PEM public key")
 
 
 def test_an_altered_message_is_named_by_manifest_and_signature(tmp_path, bundle):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,11 +25,13 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from collector.batch_energy import BatchEnergyOut, PeriodEnergy, PeriodOut
+from collector.domain.batches import Batch
 from collector.domain.conversions import CN_GUIDELINE_WATER_20C, steam_energy_gj
 from collector.domain.factors import FactorRegistry
 from collector.pact import PactSettings
 from collector.pact.app import pact_app
-from collector.pact.batch_source import NAMESPACE, BatchFootprintSource
+from collector.pact.batch_source import NAMESPACE, BatchEnergies, BatchFootprintSource, period_of
 from collector.pact.footprint_settings import FootprintSettings
 from collector.pact.tokens import secret_hash
 from collector.storage.batches_sqlite import SqliteBatches
@@ -190,6 +193,71 @@ def test_changed_inputs_are_a_new_version_and_a_new_unit_a_new_footprint(tmp_pat
     assert old["pcf"] == v2["pcf"]  # a deprecated version changes only its status
     assert fresh["precedingPfIds"] == [before["id"]] and fresh["pcf"]["declaredUnit"] == "liter"
     assert fresh["version"] == 1 and "updated" not in fresh
+
+
+class PerBatch(BatchEnergies):
+    """How each batch was computed before: one allocation of its own period per batch."""
+
+    def of(self, batch: Batch) -> BatchEnergyOut:
+        return self.service.energy(batch.id, tz=self.tz)
+
+
+def test_each_period_is_allocated_once_and_the_figures_are_the_per_batch_ones(
+    tmp_path, monkeypatch
+):
+    """March's batches, B4 running from March into April (its own period: both months) and
+    April's B5: three accounting periods for six batches, each allocated once per refresh, and
+    every footprint the same as from one allocation per batch."""
+    p = plant(tmp_path)
+    c = p.client
+    register_meters(p)
+    hours = 24 * 23.0  # 10 March to 2 April 00:00, read hourly
+    p.ingest("e-a", steady(10.0, hours=hours, step_h=1.0))
+    p.ingest("e-s", steady(12.0, start=5000.0, hours=hours, step_h=1.0))
+    p.ingest("st-2", steady(0.5, start=20.0, hours=hours, step_h=1.0), quantity="mass.steam",
+             unit="t")  # fmt: skip
+    r = c.put("/api/v1/topology", content=TOPOLOGY,
+              headers={**hdr("li"), "Content-Type": "application/yaml"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    month_end = 22 * 24.0  # 1 April 00:00, in hours from T (10 March)
+    runs = [
+        batch("B1", "L1", 1, 3, 100),
+        batch("B2", "L2", 2, 4, 300),
+        batch("B3", "L1", 5, 6, 50),
+        batch("B6", "L2", 24, 26, 200),
+        batch("B4", "L1", month_end - 2, month_end + 2, 100),
+        batch("B5", "L2", month_end + 3, month_end + 5, 150),
+    ]
+    assert c.post("/api/v1/batches", json=runs, headers=hdr("li")).status_code == 201
+    src = source(p, Clock(datetime(2026, 5, 5, tzinfo=UTC)))
+    allocated: list[tuple[datetime, datetime]] = []
+    real = src.service.allocate_period
+
+    def counted(period: PeriodOut, *, topology_version: int | None = None) -> PeriodEnergy:
+        allocated.append((period.start, period.end))
+        return real(period, topology_version=topology_version)
+
+    monkeypatch.setattr(src.service, "allocate_period", counted)
+    published = {pf.id: pf for pf in src.footprints()}
+    march, april, may = (datetime(2026, m, 1, tzinfo=UTC) for m in (3, 4, 5))
+    assert src.problems == {}
+    assert sorted(allocated) == [(march, april), (march, may), (april, may)]
+    assert len(published) == 4  # two products, two months
+    # the same footprints, batch by batch, as before
+    months: dict[tuple[str, datetime, datetime], list[Batch]] = defaultdict(list)
+    for record in src.batches.batches():
+        months[(record.batch.product_id, *period_of(record.batch, src.zone))].append(record.batch)
+    per_month = BatchEnergies(src.service, "UTC")
+    for (product, start, end), members in months.items():
+        for b in members:
+            assert per_month.of(b) == src.service.energy(b.id)
+        per_batch = src.footprint_of(product, start, end, members, src.clock(),
+                                     energies=PerBatch(src.service, "UTC"))  # fmt: skip
+        assert published[per_batch.id].pcf == per_batch.pcf
+    # B4 over its two months: e-a's 4 h at 10 kWh/h and, L2 idle meanwhile, e-s's 4 h at 12
+    b4 = src.service.energy("B4")
+    assert (b4.period.start, b4.period.end, b4.complete) == (march, may, True)
+    assert [(m.medium, m.quantity) for m in b4.media] == [("electricity", pytest.approx(88.0))]
 
 
 def test_served_by_the_pact_host(tmp_path):

@@ -202,6 +202,7 @@ def test_outbox_bound_drops_oldest_and_the_collector_can_tell_reported_from_unex
     config = CollectorConfig.model_validate(
         {
             "database": {"path": str(tmp_path / "c.db")},
+            "signing": {"key_file": str(tmp_path / "collector.pem")},
             "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"col-{uid}"},
             "gateways": [
                 {

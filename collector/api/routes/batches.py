@@ -1,4 +1,4 @@
-"""Batches, the plant topology, and energy per batch (the footprint engines' interface).
+"""Batches, the plant topology, and energy per batch or period (the footprint engines' interface).
 
 Plant engineers record batches and set the topology; every role may read. Records are never
 edited: a changed batch is a new version (supersede=true), a new topology a new version.
@@ -6,6 +6,8 @@ edited: a changed batch is a new version (supersede=true), a new topology a new 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,6 +21,7 @@ from ...batch_energy import (
     BatchEnergyService,
     EnergyUnavailable,
     NotFound,
+    PeriodEnergyOut,
     PeriodError,
 )
 from ...domain.batches import Batch
@@ -158,6 +161,19 @@ Tz = Annotated[str, Query(description="time zone of the calendar months")]
 TopologyVersion = Annotated[int | None, Query(ge=1, description="default: newest")]
 
 
+@contextmanager
+def _energy_errors() -> Iterator[None]:
+    """The energy service's errors as HTTP statuses (docs/batches.md, Errors)."""
+    try:
+        yield
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except PeriodError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except EnergyUnavailable as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
 @router.get("/batches/{batch_id}/energy", response_model=BatchEnergyOut)
 def batch_energy(
     batch_id: str,
@@ -171,8 +187,7 @@ def batch_energy(
     """Per medium: quantity, unit, U (k = 2), coverage, primary-data share, calibration status,
     the contributing meters with their shares and rules, the method text; per declared unit."""
     batches = _batches(request)
-    counters = CounterStore(batches.path)
-    try:
+    with closing(CounterStore(batches.path)) as counters, _energy_errors():
         return BatchEnergyService(batches, request.app.state.registry, counters).energy(
             batch_id,
             period_start=_time(period_start, "period_start"),
@@ -180,14 +195,34 @@ def batch_energy(
             tz=tz,
             topology_version=topology_version,
         )
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except PeriodError as exc:
-        raise HTTPException(422, str(exc)) from None
-    except EnergyUnavailable as exc:
-        raise HTTPException(409, str(exc)) from None
-    finally:
-        counters.close()
+
+
+@router.get("/energy", response_model=PeriodEnergyOut)
+def period_energy(
+    request: Request,
+    _: CanRead,
+    period_start: Annotated[PeriodStart, Query(description="ISO 8601, required")] = None,
+    period_end: Annotated[PeriodEnd, Query(description="ISO 8601, exclusive, required")] = None,
+    topology_version: TopologyVersion = None,
+) -> PeriodEnergyOut:
+    """Every batch overlapping [period_start, period_end) from one allocation of the period,
+    each with the figures /batches/{id}/energy gives for the same period, and the closure of
+    every meter (allocated + overhead = total)."""
+    start, end = _required(period_start, "period_start"), _required(period_end, "period_end")
+    batches = _batches(request)
+    with closing(CounterStore(batches.path)) as counters, _energy_errors():
+        return BatchEnergyService(batches, request.app.state.registry, counters).period_energy(
+            start, end, topology_version=topology_version
+        )
+
+
+def _required(value: str | None, name: str) -> datetime:
+    t = _time(value, name)
+    if t is None:
+        raise HTTPException(
+            422, f"{name} is required: give it as ISO 8601, e.g. ?{name}=2026-03-01T00:00:00Z"
+        )
+    return t
 
 
 class TopologySet(BaseModel):

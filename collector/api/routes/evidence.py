@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
+from metertrace.signing import Ed25519Signer
+
 from ...batch_energy import EnergyUnavailable, NotFound, PeriodError
 from ...evidence import EvidenceError, build_bundle
 from ..auth import CanRead
@@ -27,11 +29,16 @@ def batch_evidence(
     topology_version: TopologyVersion = None,
 ) -> Response:
     """A zip with the signed messages, events, gateway keys, certificates, device, topology and
-    batch records, factors and the energy computation, and a manifest of their SHA-256; check
-    it offline with `metertrace verify bundle.zip`."""
+    batch records, factors and the energy computation, a manifest of their SHA-256 and the
+    collector's Ed25519 signature of it; check it offline with `metertrace verify bundle.zip
+    --collector-key collector-ed25519.pub.pem`."""
+    signer: Ed25519Signer | None = getattr(request.app.state, "signer", None)
+    if signer is None:
+        raise HTTPException(503, "this collector has no signing key (app.state.signer unset)")
     try:
         data = build_bundle(
             batch_id, batches=_batches(request), registry=request.app.state.registry,
+            signer=signer,
             period_start=_time(period_start, "period_start"),
             period_end=_time(period_end, "period_end"), tz=tz, topology_version=topology_version,
         )  # fmt: skip
