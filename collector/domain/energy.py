@@ -155,7 +155,7 @@ class Allocation:
                 e = ms.component_quantity[c]
                 budget.independent(ms.batch, np.full(e.size, reading_difference_u(mu.resolution)))
                 group = mu.calibration_group or f"meter:{m}"
-                budget.correlated(group, ms.batch, ms.signs[c] * mu.relative_u * e)
+                budget.correlated(group, m, ms.batch, ms.signs[c] * mu.relative_u * e)
             budget.independent(ms.batch, ms.assignment.key_uncertainty_rel * np.abs(ms.quantity))
         return {k: _Medium(q, est, cov, b.u_c()) for k, (q, est, cov, b) in acc.items()}
 

@@ -5,10 +5,13 @@ Consumption from a counter, E = R_end − R_start, has two kinds of terms:
   half-width r/2, so u = r/√12 per reading and √2·r/√12 for the two readings of a difference;
 - calibration: proportional to E, from the certificate (U at coverage factor k: u_rel = U/k) or,
   without one, from the accuracy class limit a (rectangular: u_rel = a/√3).
-Meters calibrated independently add in quadrature; meters sharing a calibration (same reference,
-same error) add linearly, with the sign of their sensitivity (a sub-meter subtracted from a main
-meter of the same calibration partly cancels its error). A meter is always fully correlated with
-itself, so its own terms across windows add linearly too.
+Meters calibrated independently add in quadrature. Meters calibrated against the same reference
+share that reference's error, so their errors can only move together (correlation r ≥ 0), but how
+much of each certificate's U is the reference's is not stated. The budget takes the worst case
+over 0 ≤ r ≤ 1: terms of the same sign add linearly, while terms of opposite sign (a sub-meter
+subtracted from its main meter) are not allowed to cancel and add in quadrature. A meter is
+always fully correlated with itself, so its own terms (across windows, or a sub-meter both
+dedicated to a batch and subtracted from a residual for it) add linearly, with their signs.
 """
 
 from __future__ import annotations
@@ -102,7 +105,8 @@ class Budget:
 
     n: int
     squares: NDArray[np.float64] = field(init=False)
-    groups: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    # calibration group -> meter -> the meter's signed calibration term per batch
+    groups: dict[str, dict[str, NDArray[np.float64]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.squares = np.zeros(self.n)
@@ -111,13 +115,22 @@ class Budget:
         self.squares[batches] += u * u
 
     def correlated(
-        self, group: str, batches: NDArray[np.int64], signed_u: NDArray[np.float64]
+        self,
+        group: str,
+        meter: str,
+        batches: NDArray[np.int64],
+        signed_u: NDArray[np.float64],
     ) -> None:
-        acc = self.groups.setdefault(group, np.zeros(self.n))
+        """A meter's calibration term: linear with the meter's other terms, and with the other
+        meters of its group where the signs agree (see the module docstring)."""
+        acc = self.groups.setdefault(group, {}).setdefault(meter, np.zeros(self.n))
         acc[batches] += signed_u
 
     def u_c(self) -> NDArray[np.float64]:
         total = self.squares.copy()
-        for acc in self.groups.values():
-            total += acc * acc
+        for meters in self.groups.values():
+            net = np.stack(list(meters.values()))
+            rising = np.clip(net, 0.0, None).sum(axis=0)
+            falling = np.clip(net, None, 0.0).sum(axis=0)
+            total += rising * rising + falling * falling
         return np.sqrt(total)

@@ -243,11 +243,11 @@ def _register(api: str, scenario: Scenario, epoch: datetime) -> None:
             "valid_until": str(day + timedelta(days=300)),
             "timezone": "UTC",
             "points": points,
-            # each meter against its own reference standard: their errors are independent
+            # the electricity meters against one reference: their errors share its part
             "reference_standards": [
                 {
-                    "id": f"RS-{m.id}",
-                    "certificate_id": f"NMI-{m.id}",
+                    "id": "RS-3PH-0417" if medium == "electricity" else f"RS-{m.id}",
+                    "certificate_id": f"NMI-{medium}",
                     "due_date": str(day + timedelta(days=200)),
                     "description": "reference meter",
                 }

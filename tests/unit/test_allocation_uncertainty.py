@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from collector.domain.energy import allocate
 from collector.domain.topology import Topology
-from collector.domain.uncertainty import MeterUncertainty, combine, reading_difference_u
+from collector.domain.uncertainty import Budget, MeterUncertainty, combine, reading_difference_u
 from tests.allocation_helpers import assign, at, batch, steady
 
 pytestmark = pytest.mark.unit
@@ -62,14 +63,27 @@ def test_independent_meters_add_in_quadrature_shared_calibration_linearly() -> N
     assert u == pytest.approx(math.sqrt((0.1 + 0.2) ** 2 + 2 * RES**2))
 
 
-def test_a_sub_meter_sharing_the_main_meters_calibration_partly_cancels() -> None:
+def test_a_sub_meter_sharing_the_main_meters_reference_does_not_cancel_its_error() -> None:
+    # A shared reference makes errors move together only by the reference's part, which no
+    # certificate states: the worst case over 0 <= r <= 1 for a difference is r = 0.
     residual = [assign("M", "residual", ["L1"], sub_meters=["E1"])]
     rates = {"M": 100, "E1": 10}  # A: main 200, sub 20, residual 180
     q, u = u_of_a(residual, rates, {"M": cert("M", "lab"), "E1": cert("E1", "lab")})
     assert q == pytest.approx(180)
-    assert u == pytest.approx(math.sqrt((0.005 * 180) ** 2 + 2 * RES**2))
+    independent = math.sqrt(1.0**2 + 0.1**2 + 2 * RES**2)
+    assert u == pytest.approx(independent)
     _, u = u_of_a(residual, rates, {"M": cert("M"), "E1": cert("E1")})
-    assert u == pytest.approx(math.sqrt(1.0**2 + 0.1**2 + 2 * RES**2))
+    assert u == pytest.approx(independent)
+
+
+def test_same_reference_terms_of_the_same_sign_add_linearly_and_opposite_in_quadrature() -> None:
+    budget = Budget(1)
+    at0 = np.array([0])
+    budget.correlated("lab", "M1", at0, np.array([3.0]))
+    budget.correlated("lab", "M2", at0, np.array([1.0]))
+    budget.correlated("lab", "S1", at0, np.array([-2.0]))
+    budget.correlated("lab", "M1", at0, np.array([-1.0]))  # M1 with itself: its terms net first
+    assert budget.u_c()[0] == pytest.approx(math.sqrt((2.0 + 1.0) ** 2 + 2.0**2))
 
 
 def test_a_meter_counted_twice_is_correlated_with_itself() -> None:
