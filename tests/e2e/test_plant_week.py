@@ -95,6 +95,7 @@ class Week:
     health: dict[str, Any]
     chains: dict[str, dict[str, Any]]  # device -> GET /devices/{id}/chain
     energy: dict[str, dict[str, Any]]  # batch id -> GET /batches/{id}/energy
+    period: dict[str, Any]  # GET /energy over the week: every batch from one allocation
 
 
 def _call(method: str, url: str, who: str, body: Any = None) -> tuple[int, Any]:
@@ -334,9 +335,11 @@ def week(broker, tmp_path_factory: pytest.TempPathFactory) -> Week:
             status, body = _call("GET", f"{api}/batches/{b.id}/energy?{period}", "engine")
             assert status == 200, (b.id, body)
             energy[b.id] = body
+        status, whole = _call("GET", f"{api}/energy?{period}", "engine")
+        assert status == 200, whole
         topology = yaml.safe_load((EXAMPLE / "topology.yaml").read_text())
         truth = expected(plant, models, topology, epoch.timestamp(), end.timestamp())
-        return Week(plant, truth, epoch, end, polls, health, chains, energy)
+        return Week(plant, truth, epoch, end, polls, health, chains, energy, whole)
     finally:
         stop(collector)
         shutil.rmtree(state, ignore_errors=True)
@@ -430,3 +433,14 @@ def test_energy_reports_rules_calibration_and_method(week: Week) -> None:
     per = media["electricity"]["per_declared_unit"]
     assert per["declared_unit"] == "piece"
     assert per["quantity"] == pytest.approx(media["electricity"]["quantity"] / l3.produced_quantity)
+
+
+def test_one_allocation_of_the_week_gives_every_batch_the_same_figures(week: Week) -> None:
+    by_id = {b["batch"]["id"]: b for b in week.period["batches"]}
+    assert set(by_id) == set(week.energy)
+    for batch_id, alone in week.energy.items():
+        assert by_id[batch_id]["media"] == alone["media"], batch_id
+    closures = {c["meter_id"]: c for c in week.period["closures"]}
+    for alone in week.energy.values():
+        for c in alone["closures"]:
+            assert closures[c["meter_id"]] == c
