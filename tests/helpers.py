@@ -58,6 +58,33 @@ def try_get_json(url: str) -> Any:
         return None
 
 
+def call_api(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:
+    """One JSON request with a bearer token: (status, decoded body), errors included."""
+    req = urllib.request.Request(
+        url,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_collector(api: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the collector process answers /health subscribed, or fail with its log."""
+    wait_for(
+        lambda: (
+            (try_get_json(f"{api}/health") or {}).get("mqtt_connected") or proc.poll() is not None
+        ),
+        timeout=30,
+        what="collector up and subscribed",
+    )
+    assert proc.poll() is None, tail(log)
+
+
 def metertrace(args: list[str], log: Path, **kw: Any) -> subprocess.Popen[bytes]:
     """Start `metertrace ARGS` as a real process, output to a log file."""
     f = open(log, "wb")  # noqa: SIM115 - the child owns it for its lifetime
@@ -113,15 +140,7 @@ def running_plant(directory: Path, api: str) -> Iterator[None]:
             what="simulator listening",
         )
         assert sim.poll() is None, tail(directory / "sim.log")
-        wait_for(
-            lambda: (
-                (try_get_json(f"{api}/health") or {}).get("mqtt_connected")
-                or col.poll() is not None
-            ),
-            timeout=30,
-            what="collector up and subscribed",
-        )
-        assert col.poll() is None, tail(directory / "collector.log")
+        wait_collector(api, col, directory / "collector.log")
         yield
     finally:
         stop(col)

@@ -15,7 +15,15 @@ import yaml
 from metertrace.signing import create_gateway_key, load_or_create_ed25519, public_key_path
 from metertrace.timeutil import parse_utc, to_wire, utcnow
 from simulators.scenario import build_models, load_scenario
-from tests.helpers import free_port, metertrace, running_plant, tail, try_get_json, wait_for
+from tests.helpers import (
+    call_api,
+    free_port,
+    metertrace,
+    running_plant,
+    tail,
+    try_get_json,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -109,20 +117,8 @@ def certificate() -> dict:
 
 
 def call(method: str, url: str, who: str, body: dict) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(
-        url,
-        method=method,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKENS[who][1]}"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    status, doc = call_api(method, url, TOKENS[who][1], body)
+    return status, doc
 
 
 def get(url: str) -> list | dict:

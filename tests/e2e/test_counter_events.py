@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.e2e.test_chain import configure
-from tests.helpers import get_json, metertrace, stop, tail, try_get_json, wait_for
+from tests.helpers import get_json, metertrace, stop, tail, wait_collector, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -70,15 +70,7 @@ def test_wrap_and_reset_while_the_agent_was_down_become_events(tmp_path, broker,
     )
     sim = start_sim(tmp_path)
     try:
-        wait_for(
-            lambda: (
-                (try_get_json(f"{plant.api}/health") or {}).get("mqtt_connected")
-                or col.poll() is not None
-            ),
-            timeout=30,
-            what="collector up and subscribed",
-        )
-        assert col.poll() is None, tail(tmp_path / "collector.log")
+        wait_collector(plant.api, col, tmp_path / "collector.log")
         run_agent(tmp_path, BEFORE)
         stop(sim)
         # same epoch: the other counters continue; these two come back low

@@ -23,8 +23,6 @@ import json
 import math
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,7 +40,16 @@ from metertrace.timeutil import to_wire, utcnow
 from simulators.modbus_tcp import ModbusTcpSimulator
 from simulators.plant import PlantModel
 from simulators.scenario import Scenario, build_models, build_plant
-from tests.helpers import free_port, metertrace, stop, tail, try_get_json, wait_for
+from tests.helpers import (
+    call_api,
+    free_port,
+    metertrace,
+    stop,
+    tail,
+    try_get_json,
+    wait_collector,
+    wait_for,
+)
 from tests.plant_truth import Truth, expected
 
 pytestmark = pytest.mark.e2e
@@ -99,20 +106,7 @@ class Week:
 
 
 def _call(method: str, url: str, who: str, body: Any = None) -> tuple[int, Any]:
-    data = (
-        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    )
-    req = urllib.request.Request(
-        url,
-        method=method,
-        data=data,
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKENS[who][1]}"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return call_api(method, url, TOKENS[who][1], body)
 
 
 def _write(path: Path, data: dict[str, Any]) -> Path:
@@ -291,15 +285,7 @@ def week(broker, tmp_path_factory: pytest.TempPathFactory) -> Week:
     collector_yaml = _collector_config(tmp, broker.port, api_port, uid, meters)
     collector = metertrace(["collector", "serve", "-c", str(collector_yaml)], tmp / "col.log")
     try:
-        wait_for(
-            lambda: (
-                (try_get_json(f"{api}/health") or {}).get("mqtt_connected")
-                or collector.poll() is not None
-            ),
-            timeout=30,
-            what="collector up and subscribed",
-        )
-        assert collector.poll() is None, tail(tmp / "col.log")
+        wait_collector(api, collector, tmp / "col.log")
         _register(api, scenario, epoch)
 
         polls = DAYS * 86400 // POLL_S + 2  # from just before the week to just after it
