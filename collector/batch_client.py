@@ -1,6 +1,7 @@
-"""What `metertrace batches|topology ...` talk to: a collector over HTTP, or its database here.
+"""What `metertrace batches|topology|factors ...` talk to: a collector over HTTP, or its database
+here.
 
-Both clients offer the same three operations, so the commands behave the same either way: over
+Both clients offer the same operations, so the commands behave the same either way: over
 HTTP (--url, --token) they go through the API with its roles; with -c collector.yaml they write
 the collector's SQLite file directly (on the collector host, like `metertrace gateway enrol`).
 """
@@ -23,8 +24,10 @@ from metertrace.timeutil import parse_utc, utcnow
 from .batch_energy import BatchEnergyService, EnergyUnavailable, NotFound, PeriodError
 from .config import CollectorConfig
 from .domain.batches import Batch
+from .domain.factors import FactorError
 from .storage.batches_sqlite import BatchConflict, Conflict, RecordResult, SqliteBatches
 from .storage.counter_readings import CounterStore
+from .storage.factors_sqlite import NewFactor, SqliteFactors, parse_input
 from .storage.registry_sqlite import SqliteRegistry
 from .topology_file import TopologyError, parse_topology
 
@@ -39,6 +42,10 @@ class BatchClient(Protocol):
     def energy(self, batch_id: str, params: dict[str, str]) -> dict[str, Any]: ...
 
     def set_topology(self, text: str, *, source: str) -> dict[str, Any]: ...
+
+    def factors(self, name: str | None) -> list[dict[str, Any]]: ...
+
+    def add_factor(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -101,6 +108,25 @@ class HttpClient:
             raise self._fail(status, data)
         return dict(data)
 
+    def factors(self, name: str | None) -> list[dict[str, Any]]:
+        path = "/api/v1/factors" + (f"/{urllib.parse.quote(name, safe='')}" if name else "")
+        status, data = self._call("GET", path, {}, None, "")
+        if status != 200:
+            raise self._fail(status, data)
+        return list(data)
+
+    def add_factor(self, body: dict[str, Any]) -> dict[str, Any]:
+        payload = json.dumps(body).encode()
+        status, data = self._call("POST", "/api/v1/factors", {}, payload, "application/json")
+        detail = data.get("detail") if isinstance(data, dict) else None
+        if status == 422 and isinstance(detail, list):  # pydantic's: one per field
+            raise FactorError("; ".join(
+                f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in detail
+            ))  # fmt: skip
+        if status != 201:
+            raise self._fail(status, data)
+        return dict(data)
+
     def close(self) -> None:
         pass
 
@@ -112,6 +138,7 @@ class LocalClient:
         self.batches = SqliteBatches(config.database.path)
         self.registry = SqliteRegistry(config.database.path)
         self.counters = CounterStore(config.database.path)
+        self.factor_store = SqliteFactors(config.database.path)
 
     def record(self, batches: Sequence[Batch], *, supersede: bool, source: str) -> RecordResult:
         return self.batches.record(
@@ -139,10 +166,25 @@ class LocalClient:
         )
         return {"stored": stored, "record": record.model_dump(mode="json")}
 
+    def factors(self, name: str | None) -> list[dict[str, Any]]:
+        records = self.factor_store.records(name)
+        if name and not records:
+            raise ClientError(f"no factor named {name!r}: metertrace factors list shows them")
+        return [r.model_dump(mode="json") for r in records]
+
+    def add_factor(self, body: dict[str, Any]) -> dict[str, Any]:
+        new = parse_input(body)
+        if isinstance(new, NewFactor):
+            out = self.factor_store.add(new, actor=self.actor, at=utcnow())
+        else:
+            out = self.factor_store.override(new, actor=self.actor, at=utcnow())
+        return out.model_dump(mode="json")
+
     def close(self) -> None:
         self.batches.close()
         self.registry.close()
         self.counters.close()
+        self.factor_store.close()
 
 
 EXPORT_COLUMNS = (
@@ -193,4 +235,5 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     EnergyUnavailable,
     PeriodError,
     BatchConflict,
+    FactorError,  # FactorConflict and FactorInputError too
 )

@@ -18,6 +18,7 @@ from .calibration_service import CalibrationService
 from .config import CollectorConfig
 from .mqtt_consumer import MqttConsumer
 from .storage.batches_sqlite import SqliteBatches
+from .storage.factors_sqlite import SqliteFactors
 from .storage.registry_sqlite import SqliteRegistry
 from .storage.sqlite import SqliteStore
 from .trust import KeyRing
@@ -70,5 +71,6 @@ def bootstrap(config: CollectorConfig) -> Collector:
         on_stop=consumer.stop,
     )
     app.state.batches = SqliteBatches(config.database.path)  # batches and topology
+    app.state.factors = SqliteFactors(config.database.path)  # users' emission factor records
     app.state.signer = signer  # signs the evidence bundles' manifests too
     return Collector(config, store, consumer, app)

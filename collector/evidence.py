@@ -3,10 +3,10 @@
 What the computation used, as stored: every signed gateway message of each meter over the
 readings the allocation read (the exact payload bytes, one per line), the meters' events
 (counter discontinuities, data losses), the gateways' Ed25519 public keys, the certificates and
-device records, the topology and batch records, the built-in emission factors, and the
-computation itself (the JSON of GET /api/v1/batches/{id}/energy). manifest.json holds the
-SHA-256 of every other file; manifest.sig is the collector's Ed25519 signature over
-manifest.json's exact bytes, and collector-ed25519.pub.pem its public key
+device records, the topology and batch records, the emission factor records (built-in and those
+users stored), and the computation itself (the JSON of GET /api/v1/batches/{id}/energy).
+manifest.json holds the SHA-256 of every other file; manifest.sig is the collector's Ed25519
+signature over manifest.json's exact bytes, and collector-ed25519.pub.pem its public key
 (collector/manifest_signature.py). `metertrace verify bundle.zip` (collector/verify_bundle.py)
 checks it all and recomputes the figures.
 
@@ -16,7 +16,6 @@ are bundled but the verifier reports them as unverifiable.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -33,10 +32,11 @@ from metertrace.signing import ED25519, Ed25519Signer
 from metertrace.timeutil import to_wire, utcnow
 
 from .batch_energy import BatchEnergyOut, BatchEnergyService
-from .domain.factors import BUILTIN
+from .domain.factors import FactorRegistry
 from .manifest_signature import MANIFEST, PUBLIC_KEY, SIGNATURE, sign_manifest
 from .storage.batches_sqlite import SqliteBatches
 from .storage.counter_readings import USABLE, CounterStore
+from .storage.factors_sqlite import SqliteFactors
 from .storage.registry_sqlite import SqliteRegistry
 from .topology_file import COUNTER_OF_MEDIUM
 
@@ -121,7 +121,7 @@ def _files(
         "batches.json": _json(
             [r.model_dump(mode="json") for r in batches.batches(start=start, end=end)]
         ),
-        "factors.json": _json([_factor(f) for f in BUILTIN]),
+        "factors.json": _json([f.to_json() for f in _factor_registry(batches).records()]),
         "keys.json": _json(
             [
                 {
@@ -192,8 +192,10 @@ def _messages(
     return [bytes(r[0]) for r in rows]
 
 
-def _factor(f: Any) -> dict[str, Any]:
-    out = dataclasses.asdict(f)
-    out["id"] = f.id
-    out["basis"] = str(f.basis)
-    return out
+def _factor_registry(batches: SqliteBatches) -> FactorRegistry:
+    """The records footprints use: built-in and stored (collector/storage/factors_sqlite.py)."""
+    store = SqliteFactors(batches.path)
+    try:
+        return store.registry()
+    finally:
+        store.close()

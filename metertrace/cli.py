@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import __version__, cli_batches, cli_calibration
+from . import __version__, cli_batches, cli_calibration, cli_factors
 
 _EXTRA_OF = {
     "pymodbus": "agent",
@@ -366,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_calibration.add_parser(sub)
     cli_batches.add_parser(sub)
+    cli_factors.add_parser(sub)
 
     w = sub.add_parser("wire-schema", help="print the JSON Schema of a gateway message")
     w.set_defaults(func=cmd_wire_schema)

@@ -12,6 +12,7 @@ from collector.api.auth import Authenticator, token_hash
 from collector.api.deps import Services
 from collector.config import ApiKey
 from collector.domain.roles import Role
+from collector.storage.factors_sqlite import SqliteFactors
 from collector.storage.registry_sqlite import SqliteRegistry
 from collector.storage.sqlite import SqliteStore
 from metertrace.signing import Ed25519Signer
@@ -34,4 +35,5 @@ def api_app(
         auth=Authenticator(keys),
     )
     app.state.signer = signer or Ed25519Signer("collector", Ed25519PrivateKey.generate())
+    app.state.factors = SqliteFactors(db)  # as bootstrap() does
     return app

@@ -12,7 +12,7 @@ from metertrace import __version__
 from ..storage.registry_sqlite import SqliteRegistry
 from .auth import Authenticator
 from .deps import Services
-from .routes import batches, calibration, chain, devices, evidence, health, readings
+from .routes import batches, calibration, chain, devices, evidence, factors, health, readings
 from .routes import registry as registry_routes
 
 
@@ -52,6 +52,7 @@ def create_app(
         chain.router,
         batches.router,
         evidence.router,
+        factors.router,
     ):
         app.include_router(r)
     return app

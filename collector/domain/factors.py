@@ -8,15 +8,23 @@ None rather than guessed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from .uncertainty import K_DEFAULT, relative_product
 
 
 class FactorError(ValueError):
     pass
+
+
+class FactorConflict(FactorError):
+    """A record that is not the next version of its name (another one was added meanwhile, or
+    the version is mistyped); nothing was added."""
 
 
 class Basis(StrEnum):
@@ -56,6 +64,18 @@ class EmissionFactor:
     @property
     def activity_unit(self) -> str:
         return self.unit.split("/", 1)[1]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready, with the id: how the factor store and evidence bundles hold a record."""
+        return {**asdict(self), "basis": self.basis.value, "id": self.id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EmissionFactor:
+        fields = {k: v for k, v in data.items() if k != "id"}
+        try:
+            return cls(**{**fields, "basis": Basis(fields.get("basis", ""))})
+        except (TypeError, ValueError) as exc:
+            raise FactorError(f"not a factor record ({data.get('id')!r}): {exc}") from None
 
 
 def _ng_guideline_kg_per_nm3() -> float:
@@ -118,6 +138,30 @@ class FactorRegistry:
         self._records[record.id] = record
         return record
 
+    def records(self) -> tuple[EmissionFactor, ...]:
+        """Every record, in the order added."""
+        return tuple(self._records.values())
+
+    def add_next(self, record: EmissionFactor) -> EmissionFactor:
+        """Add `record` only as the next version of its name, naming the record it supersedes
+        (FactorConflict when the version is not the next one)."""
+        have = self.history(record.name)
+        want, current = (have[-1].version + 1, have[-1].id) if have else (1, None)
+        if record.version != want:
+            now = f"is at version {want - 1}" if have else "has no records yet"
+            raise FactorConflict(
+                f"version: factor {record.name} {now}, so a new record is version {want}, not "
+                f"{record.version}; reload its history and add the record as version {want}"
+            )
+        if record.supersedes != current:
+            raise FactorError(
+                f"supersedes: version {want} of {record.name} "
+                + (f"supersedes {current}: set supersedes to {current!r}" if current
+                   else "is its first record: leave supersedes empty")
+                + f", not {record.supersedes!r}"
+            )  # fmt: skip
+        return self.add(record)
+
     def get(self, record_id: str) -> EmissionFactor:
         try:
             return self._records[record_id]
@@ -159,6 +203,40 @@ class FactorRegistry:
                 announcement=None if source else base.announcement,
                 uncertainty_rel=uncertainty_rel,
             )
+        )
+
+
+NO_SOURCE = (
+    "a stored factor record needs its citation, the issuing body and document (e.g. "
+    "'MEE and NBS (China): electricity CO2 emission factors, 2023' or a supplier's contract and "
+    "date); give it"
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_user_record(r: EmissionFactor) -> None:
+    """What a user's record needs to be stored: a name that is a key, a citation, a unit
+    emissions() can use, a value. Raises FactorError naming the field and the fix."""
+    if not _NAME.match(r.name):
+        raise FactorError(
+            f"name {r.name!r}: use letters, digits, '.', '_' and '-' (up to 100), e.g. "
+            "supplier-ppa-2025"
+        )
+    if not r.source.strip():
+        raise FactorError(f"source: {NO_SOURCE}")
+    mass, _, activity = r.unit.partition("/")
+    if mass not in _MASS_KG or not activity.strip():
+        raise FactorError(
+            f"unit {r.unit!r}: write mass/activity, the mass one of {sorted(_MASS_KG)}, e.g. "
+            "kgCO2/kWh or tCO2/GJ"
+        )
+    if not math.isfinite(r.value) or r.value < 0:
+        raise FactorError(f"value {r.value}: give the factor in {r.unit}, a number ≥ 0")
+    u = r.uncertainty_rel
+    if u is not None and (not math.isfinite(u) or u < 0):
+        raise FactorError(
+            f"uncertainty_rel {u}: the relative standard uncertainty (k = 1) as a fraction, "
+            "e.g. 0.05 for 5 %, or leave it out when the source states none"
         )
 
 
@@ -206,4 +284,15 @@ def emissions(
     return Emission(kg, k * rel * abs(kg), k, factor.id, note)
 
 
-__all__ = ["BUILTIN", "Basis", "Emission", "EmissionFactor", "FactorRegistry", "emissions"]
+__all__ = [
+    "BUILTIN",
+    "NO_SOURCE",
+    "Basis",
+    "Emission",
+    "EmissionFactor",
+    "FactorConflict",
+    "FactorError",
+    "FactorRegistry",
+    "check_user_record",
+    "emissions",
+]

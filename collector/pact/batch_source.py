@@ -39,6 +39,7 @@ from ..domain.factors import EmissionFactor, FactorRegistry, emissions
 from ..domain.pact import CarbonFootprint, DataQualityIndicators, DeclaredUnit, ProductFootprint
 from ..storage.batches_sqlite import SqliteBatches
 from ..storage.counter_readings import CounterStore
+from ..storage.factors_sqlite import SqliteFactors
 from ..storage.registry_sqlite import SqliteRegistry
 from .footprint_settings import FootprintSettings
 from .published import PublishedFootprints
@@ -111,7 +112,11 @@ class BatchFootprintSource:
     ) -> None:
         self.batches, self.settings, self.clock = batches, settings, clock
         self.service = BatchEnergyService(batches, registry, counters)
-        self.factors = factors or FactorRegistry()
+        # None: built-in and stored records (factors_sqlite), read again at every refresh, so a
+        # user's override republishes the footprints that use it
+        self._given_factors = factors
+        self._factor_store = SqliteFactors(batches.path)
+        self.factors = factors or self._factor_store.registry()
         self.zone = ZoneInfo(settings.time_zone)
         self.published = PublishedFootprints(batches.path)
         self.problems: dict[str, str] = {}  # scope -> why it is not (re)published
@@ -139,6 +144,7 @@ class BatchFootprintSource:
     def refresh(self, now: datetime | None = None) -> list[ProductFootprint]:
         """Compute every closed month of every product; publish what changed; return that."""
         now = now or self.clock()
+        self.factors = self._given_factors or self._factor_store.registry()
         groups: dict[tuple[str, datetime, datetime], list[Batch]] = defaultdict(list)
         energies = BatchEnergies(self.service, self.settings.time_zone)
         for record in self.batches.batches(limit=10**9):

@@ -24,6 +24,7 @@ from metertrace.timeutil import parse_utc, to_wire
 
 from ..domain.batches import Batch
 from ..topology_file import TopologyDocument
+from .connection import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch_records (
@@ -134,11 +135,7 @@ def batch_digest(batch: Batch) -> str:
 class SqliteBatches:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path, _SCHEMA)
         self._lock = threading.Lock()
 
     @contextmanager

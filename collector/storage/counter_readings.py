@@ -7,7 +7,6 @@ at a time, more than the allocation itself).
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
 import threading
 from datetime import datetime
@@ -22,6 +21,7 @@ from metertrace.timeutil import to_wire
 from metertrace.wire import CounterEventBody, Quality
 
 from ..domain.counters import UNUSABLE, CounterEvent, CounterReadings, EventKind, quality_codes
+from .connection import connect
 
 # Only readings whose value measures the counter: good and counter_reset (the first reading at a
 # confirmed new level). comm_error/not_available carry no value, out_of_range is suspect.
@@ -32,8 +32,7 @@ _DEFAULT_POLL_S = 1.0  # for a meter with fewer than two readings: no step, so n
 
 class CounterStore:
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db = connect(path)
         self._lock = threading.Lock()
 
     def _edge(self, meter: str, qty: str, at: datetime, before: bool) -> str | None:

@@ -18,6 +18,7 @@ from metertrace.timeutil import parse_utc, to_wire
 
 from ..domain.certificates import StoredCertificate
 from ..domain.registry import AuditEntry, DeviceRecord, DeviceSpec, Replacement, next_version
+from .connection import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS device_records (
@@ -87,11 +88,7 @@ class RegistryConflict(ValueError):
 
 class SqliteRegistry:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def _audit(

@@ -14,6 +14,7 @@ from metertrace.wire import CounterEventBody
 
 from ..domain.chain import Link
 from ..domain.ingest import Accepted, AcceptedEvent
+from .connection import connect
 from .port import DeviceRow, EventRow, Outcome, QuarantineRow, ReadingRow, Stats
 
 _SCHEMA = """
@@ -99,17 +100,12 @@ CREATE TABLE IF NOT EXISTS counters (
 class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._w = self._connect()
-        self._w.execute("PRAGMA journal_mode=WAL")
-        self._w.executescript(_SCHEMA)
+        self._w = connect(path, _SCHEMA)
         self._wlock = threading.Lock()
         self._local = threading.local()
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        db.execute("PRAGMA busy_timeout=30000")
-        return db
+        return connect(self.path)
 
     def _r(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)

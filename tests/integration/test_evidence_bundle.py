@@ -383,3 +383,24 @@ def test_messages_signed_with_a_shared_hmac_key_are_reported_unverifiable(tmp_pa
     sig = [f for f in report.findings if f.check == "signature"]
     assert sig and all("HMAC-SHA256" in f.detail for f in sig)
     assert {f.check for f in report.findings} == {"signature"}  # the rest holds
+
+
+def test_factors_json_holds_the_stored_records_too_and_the_bundle_still_verifies(tmp_path):
+    from tests.integration.test_batch_energy_api import build
+
+    p = build(tmp_path)
+    override = {"name": "cn-grid-average-2023", "value": 0.5712, "note": "the plant's province",
+                "source": "Provincial grid factor, Jiangsu 2023"}  # fmt: skip
+    r = p.client.post("/api/v1/factors", json=override, headers=hdr("li"))
+    assert r.status_code == 201, r.text
+    r = p.client.get("/api/v1/batches/B1/evidence", headers=hdr("engine"))
+    assert r.status_code == 200, r.text
+    factors = {f["id"]: f for f in json.loads(members(r.content)["factors.json"])}
+    stored = factors["cn-grid-average-2023@2"]
+    assert (stored["value"], stored["source"], stored["created_by"]) == (
+        0.5712, override["source"], "li",
+    )  # fmt: skip
+    assert stored["supersedes"] == "cn-grid-average-2023@1" in factors  # the built-ins stay
+    report = check(tmp_path, r.content)
+    assert {f.check for f in report.findings} == {"signature"}  # HMAC only; the rest holds
+    assert report.counts["recomputed batches"] == 1

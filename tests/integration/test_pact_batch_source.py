@@ -195,6 +195,38 @@ def test_changed_inputs_are_a_new_version_and_a_new_unit_a_new_footprint(tmp_pat
     assert fresh["version"] == 1 and "updated" not in fresh
 
 
+def test_a_users_factor_override_publishes_a_new_version_scaled_by_its_ratio(tmp_path):
+    """The override goes through the collector's API; the source, on its own connection, reads
+    the factor store at its next refresh."""
+    p = build(tmp_path)
+    clock = Clock(APRIL)
+    src = source(p, clock)
+    before = by_product(src)
+    override = {"name": "cn-grid-average-2023", "value": GRID * 1.25, "note": "supplier mix",
+                "source": "Supplier X, 2023 electricity disclosure"}  # fmt: skip
+    r = p.client.post("/api/v1/factors", json=override, headers=hdr("li"))
+    assert r.status_code == 201, r.text
+    clock.now = datetime(2026, 4, 6, tzinfo=UTC)
+    after = by_product(src)
+    l1, l2 = after["P-L1"], after["P-L2"]
+    assert (l1["id"], l1["version"]) == (before["P-L1"]["id"], 2)
+    assert (l2["id"], l2["version"]) == (before["P-L2"]["id"], 2)
+    # P-L1 is electricity only: the footprint scales by the factors' ratio
+    pcf = Decimal(l1["pcf"]["pCfExcludingBiogenic"])
+    assert pcf == Decimal(repr(57 * GRID * 1.25 / 150)).quantize(Decimal("0.000001"))
+    assert float(pcf) / float(before["P-L1"]["pcf"]["pCfExcludingBiogenic"]) == pytest.approx(
+        1.25, abs=1e-5
+    )
+    # P-L2's steam keeps its factor: only the electricity part grows by a quarter
+    grown = float(l2["pcf"]["pCfExcludingBiogenic"]) - float(
+        before["P-L2"]["pcf"]["pCfExcludingBiogenic"]
+    )
+    assert grown == pytest.approx(21 * GRID * 0.25 / 300, abs=2e-6)
+    cited = [f["name"] for f in l1["pcf"]["secondaryEmissionFactorSources"]]
+    assert cited == [f"{override['source']} (cn-grid-average-2023@2, kgCO2/kWh)"]
+    assert src.refresh(datetime(2026, 4, 7, tzinfo=UTC)) == []  # nothing changed since
+
+
 class PerBatch(BatchEnergies):
     """How each batch was computed before: one allocation of its own period per batch."""
 
