@@ -69,6 +69,13 @@ class _Medium:
     methods: list[str] = field(default_factory=list)
 
 
+def _local_days(start: datetime, end: datetime, zone: str) -> str:
+    """The month's first and last day as its time zone's calendar shows them (end exclusive)."""
+    tz = ZoneInfo(zone)
+    last = (end - timedelta(microseconds=1)).astimezone(tz).date()
+    return f"{start.astimezone(tz).date()} – {last}"
+
+
 def period_of(batch: Batch, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The calendar month (UTC bounds) in which the batch ends."""
     return calendar_months(batch.end - timedelta(microseconds=1), batch.end, zone)
@@ -202,7 +209,7 @@ class BatchFootprintSource:
             product_category_cpc=(entry and entry.product_category_cpc) or s.product_category_cpc,
             product_name_company=name,
             comment=f"Energy-only gate-to-gate footprint per {unit.value} of {name}, from "
-            f"{len(members)} metered batch(es) ending {start.date()} – {end.date()} "
+            f"{len(members)} metered batch(es) ending {_local_days(start, end, s.time_zone)} "
             f"({s.time_zone}), {produced:g} {unit.value} produced. Fossil and biogenic carbon "
             "content are 0 because product carbon content is outside this boundary.",
             pcf=pcf,

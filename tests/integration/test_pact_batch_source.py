@@ -128,6 +128,7 @@ def test_one_footprint_per_product_and_month_from_the_measured_energy(tmp_path):
     steam_gj = steam_energy_gj(4.0, 0.8, 175.0 + 273.15, CN_GUIDELINE_WATER_20C).value
     kg = 21 * GRID + steam_gj * HEAT_KG_PER_GJ
     assert float(l2["pcf"]["pCfExcludingBiogenic"]) == pytest.approx(kg / 300, abs=1e-6)
+    assert "ending 2026-03-01 – 2026-03-31 (UTC)" in l1["comment"]
     assert "measured energy only" in l1["pcf"]["boundaryProcessesDescription"]
     assert "ISO 14044:2006, 4.3.4.2" in l1["pcf"]["allocationRulesDescription"]
     assert "meter e-a is dedicated to line L1" in l1["pcf"]["allocationRulesDescription"]
@@ -350,3 +351,16 @@ def test_collector_serve_runs_the_pact_host_on_its_own_https_port(tmp_path, brok
     finally:
         stop(proc)
     assert not port_open(api_port) and not port_open(pact_port), tail(log)
+
+
+def test_the_comment_names_the_month_as_its_time_zone_shows_it(tmp_path):
+    shanghai = SETTINGS.model_copy(update={"time_zone": "Asia/Shanghai"})
+    p = build(tmp_path)
+    src = BatchFootprintSource(
+        SqliteBatches(p.db), SqliteRegistry(p.db), CounterStore(p.db), shanghai, clock=Clock(APRIL)
+    )
+    (pf, *_) = src.footprints()
+    doc = pf.to_json()
+    # March in Shanghai starts at 16:00 UTC on the last day of February
+    assert doc["pcf"]["referencePeriodStart"] == "2026-02-28T16:00:00.000000Z"
+    assert "ending 2026-03-01 – 2026-03-31 (Asia/Shanghai)" in doc["comment"]
