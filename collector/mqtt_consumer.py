@@ -187,6 +187,9 @@ class MqttConsumer:
             raise
 
     def _process(self, batch: list[_Incoming]) -> None:
+        # A key retired or a device moved since the last batch must apply to this one: a retired
+        # key is known, so judging alone would never ask for a reload. One query per batch.
+        self.ring.reload()
         accepted: list[tuple[_Incoming, Accepted]] = []
         events: list[tuple[_Incoming, AcceptedEvent]] = []
         for item in batch:

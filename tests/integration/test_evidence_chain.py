@@ -154,6 +154,8 @@ def test_rotation_keeps_old_messages_verifiable(rig, tmp_path):
     gw, client = rig
     before = utcnow() - timedelta(seconds=30)
     gw.send(*gw.message(ts=before))
+    # the collector has judged with the old key before the rotation: its key ring is loaded
+    wait_for(lambda: health(client)["messages"] == 1, timeout=10, what="the first message")
     new_key, _ = load_or_create_ed25519(gw.id, tmp_path / "rotated.pem")
     r = client.post(
         f"/api/v1/registry/gateways/{gw.id}/keys",

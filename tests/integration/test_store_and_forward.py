@@ -184,8 +184,11 @@ def test_a_stopped_broker_leaves_messages_in_the_outbox_and_all_arrive_in_order(
         wait_for(lambda: gw.outbox.depth() == 0, timeout=10, what="outbox drained")
         for d in DEVICES:
             seqs = rec.seqs(d)
-            assert seqs == sorted(seqs), f"{d} arrived out of order: {seqs}"
-            assert sorted(set(seqs)) == list(range(1, 31))
+            # The broker may deliver again what the subscriber got but the broker had not yet
+            # saved as acknowledged when it stopped (QoS 1: at least once; the collector drops
+            # repeats by seq). What must hold: first arrivals in order, none missing.
+            first = list(dict.fromkeys(seqs))
+            assert first == list(range(1, 31)), f"{d} arrived out of order: {seqs}"
     finally:
         gw.close()
         rec.close()
