@@ -1,6 +1,7 @@
 """The collector's key ring: keys and devices from the config and the registry, reloaded when
-a message names a key, gateway or device it does not know and the registry has changed since
-(a key enrolled or a device registered by the CLI or the API, in this process or another)."""
+the registry has changed since (a key enrolled or retired, a device registered, by the CLI or
+the API, in this process or another): checked before every batch of messages, and again when a
+message names a key, gateway or device the ring does not know."""
 
 from __future__ import annotations
 
