@@ -35,15 +35,13 @@ from ...storage.batches_sqlite import (
 from ...storage.counter_readings import CounterStore
 from ...topology_file import TopologyError, parse_topology
 from ..auth import CanManageDevices, CanRead
+from ..deps import app_state
 
 router = APIRouter(prefix="/api/v1", tags=["batches"])
 
 
 def _batches(request: Request) -> SqliteBatches:
-    store: SqliteBatches | None = getattr(request.app.state, "batches", None)
-    if store is None:
-        raise HTTPException(503, "this collector has no batch store (app.state.batches unset)")
-    return store
+    return app_state(request, "batches", SqliteBatches, "batch store")
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -162,7 +160,7 @@ TopologyVersion = Annotated[int | None, Query(ge=1, description="default: newest
 
 
 @contextmanager
-def _energy_errors() -> Iterator[None]:
+def energy_errors() -> Iterator[None]:
     """The energy service's errors as HTTP statuses (docs/batches.md, Errors)."""
     try:
         yield
@@ -187,7 +185,7 @@ def batch_energy(
     """Per medium: quantity, unit, U (k = 2), coverage, primary-data share, calibration status,
     the contributing meters with their shares and rules, the method text; per declared unit."""
     batches = _batches(request)
-    with closing(CounterStore(batches.path)) as counters, _energy_errors():
+    with closing(CounterStore(batches.path)) as counters, energy_errors():
         return BatchEnergyService(batches, request.app.state.registry, counters).energy(
             batch_id,
             period_start=_time(period_start, "period_start"),
@@ -210,7 +208,7 @@ def period_energy(
     every meter (allocated + overhead = total)."""
     start, end = _required(period_start, "period_start"), _required(period_end, "period_end")
     batches = _batches(request)
-    with closing(CounterStore(batches.path)) as counters, _energy_errors():
+    with closing(CounterStore(batches.path)) as counters, energy_errors():
         return BatchEnergyService(batches, request.app.state.registry, counters).period_energy(
             start, end, topology_version=topology_version
         )

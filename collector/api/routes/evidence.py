@@ -6,10 +6,10 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from metertrace.signing import Ed25519Signer
 
-from ...batch_energy import EnergyUnavailable, NotFound, PeriodError
 from ...evidence import EvidenceError, build_bundle
 from ..auth import CanRead
-from .batches import PeriodEnd, PeriodStart, TopologyVersion, Tz, _batches, _time
+from ..deps import app_state
+from .batches import PeriodEnd, PeriodStart, TopologyVersion, Tz, _batches, _time, energy_errors
 
 router = APIRouter(prefix="/api/v1", tags=["batches"])
 
@@ -32,21 +32,17 @@ def batch_evidence(
     batch records, factors and the energy computation, a manifest of their SHA-256 and the
     collector's Ed25519 signature of it; check it offline with `metertrace verify bundle.zip
     --collector-key collector-ed25519.pub.pem`."""
-    signer: Ed25519Signer | None = getattr(request.app.state, "signer", None)
-    if signer is None:
-        raise HTTPException(503, "this collector has no signing key (app.state.signer unset)")
+    signer = app_state(request, "signer", Ed25519Signer, "signing key")
     try:
-        data = build_bundle(
-            batch_id, batches=_batches(request), registry=request.app.state.registry,
-            signer=signer,
-            period_start=_time(period_start, "period_start"),
-            period_end=_time(period_end, "period_end"), tz=tz, topology_version=topology_version,
-        )  # fmt: skip
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except PeriodError as exc:
-        raise HTTPException(422, str(exc)) from None
-    except (EnergyUnavailable, EvidenceError) as exc:
+        with energy_errors():
+            data = build_bundle(
+                batch_id, batches=_batches(request), registry=request.app.state.registry,
+                signer=signer,
+                period_start=_time(period_start, "period_start"),
+                period_end=_time(period_end, "period_end"), tz=tz,
+                topology_version=topology_version,
+            )  # fmt: skip
+    except EvidenceError as exc:
         raise HTTPException(409, str(exc)) from None
     name = f"evidence-{batch_id}.zip"
     return Response(

@@ -24,15 +24,13 @@ from ...storage.factors_sqlite import (
     parse_input,
 )
 from ..auth import CanManageDevices, CanRead
+from ..deps import app_state
 
 router = APIRouter(prefix="/api/v1", tags=["factors"])
 
 
 def _factors(request: Request) -> SqliteFactors:
-    store: SqliteFactors | None = getattr(request.app.state, "factors", None)
-    if store is None:
-        raise HTTPException(503, "this collector has no factor store (app.state.factors unset)")
-    return store
+    return app_state(request, "factors", SqliteFactors, "factor store")
 
 
 @router.get("/factors", response_model=list[FactorRecord])
