@@ -21,7 +21,8 @@ from typing import Any, Protocol
 from metertrace.config import load_config
 from metertrace.timeutil import parse_utc, utcnow
 
-from .batch_energy import BatchEnergyService, EnergyUnavailable, NotFound, PeriodError
+from .accounting_period import PeriodError
+from .batch_energy import BatchEnergyService, EnergyUnavailable, NotFound
 from .config import CollectorConfig
 from .domain.batches import Batch
 from .domain.factors import FactorError

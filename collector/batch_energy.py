@@ -6,10 +6,8 @@ uncertainty (batch_metrology.py), runs the pure allocation (domain/energy.py) on
 period and returns every batch's figures (`period_energy`) or one batch's with the closure of
 every meter that contributed (`energy`): both read the same `PeriodEnergy`.
 
-The period is the calendar month (or months) that contain the batch, unless one is given: the
-allocation never reaches outside its period (idle energy at its edge becomes overhead), so a
-fixed accounting period is what makes a batch's published figure the same whenever it is asked
-for (docs/allocation.md, docs/batches.md).
+The figures' JSON models are in energy_out.py, the choice of the period in
+accounting_period.py.
 """
 
 from __future__ import annotations
@@ -17,28 +15,31 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from datetime import datetime
 
 from device_profiles.vocabulary import VOCABULARY
 
+from .accounting_period import PeriodError, choose_period, requested_period
 from .batch_metrology import MetrologyError, meter_uncertainty, register_step
-from .domain.batches import Batch, DeclaredUnit
 from .domain.calibration import validity_window
 from .domain.certificates import StoredCertificate
 from .domain.counters import CounterReadings
-from .domain.energy import Allocation, MediumEnergy, MeterClosure, allocate
+from .domain.energy import Allocation, allocate
 from .domain.registry import DeviceRecord
 from .domain.uncertainty import MeterUncertainty
+from .energy_out import (
+    BatchEnergyOut,
+    BatchFiguresOut,
+    ClosureOut,
+    PeriodEnergyOut,
+    PeriodOut,
+    closure_out,
+    medium_out,
+)
 from .storage.batches_sqlite import BatchRecord, SqliteBatches, TopologyRecord
 from .storage.counter_readings import CounterStore
 from .storage.registry_sqlite import SqliteRegistry
 from .topology_file import COUNTER_OF_MEDIUM
-
-# worst first: the status a medium reports is the worst among its contributing meters
-_STATUS_ORDER = ("uncalibrated", "calibration_expired", "not_yet_valid", "valid")
 
 
 class NotFound(LookupError):
@@ -47,108 +48,6 @@ class NotFound(LookupError):
 
 class EnergyUnavailable(ValueError):
     """The stored data does not allow the computation; the message says what to add or fix."""
-
-
-class PeriodError(ValueError):
-    pass
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class CalibrationOut(_Out):
-    meter_id: str
-    status: str
-    certificate_id: str | None
-    basis: str
-
-
-class ContributionOut(_Out):
-    meter_id: str
-    rule: str
-    key: str | None
-    idle_policy: str
-    sub_meters: list[str]
-    quantity: float
-    share_of_meter: float
-    idle_quantity: float
-    estimated_quantity: float
-    coverage: float
-    calibration: list[CalibrationOut]
-
-
-class PerDeclaredUnit(_Out):
-    declared_unit: DeclaredUnit
-    quantity: float
-    expanded_uncertainty: float
-
-
-class MediumOut(_Out):
-    medium: str
-    unit: str
-    quantity: float
-    expanded_uncertainty: float
-    coverage_factor: float
-    standard_uncertainty: float
-    coverage: float
-    primary_data_share: float
-    estimated_quantity: float
-    calibration_status: str
-    per_declared_unit: PerDeclaredUnit | None
-    contributions: list[ContributionOut]
-    method_text: str
-
-
-class ClosureOut(_Out):
-    meter_id: str
-    rule: str
-    medium: str
-    unit: str
-    window_start: AwareDatetime
-    window_end: AwareDatetime
-    total: float
-    allocated: float
-    overhead: float
-    residual: float
-    closed: bool
-    coverage: float
-    negative_intervals: int
-    anomalies: list[str]
-
-
-class PeriodOut(_Out):
-    start: AwareDatetime
-    end: AwareDatetime
-    basis: str
-
-
-class BatchEnergyOut(_Out):
-    batch: Batch
-    batch_version: int
-    period: PeriodOut
-    complete: bool
-    topology_version: int
-    batches_in_period: int
-    media: list[MediumOut]
-    closures: list[ClosureOut]
-
-
-class BatchFiguresOut(_Out):
-    """A batch's part of a period's allocation: BatchEnergyOut without what the period states."""
-
-    batch: Batch
-    batch_version: int
-    complete: bool
-    media: list[MediumOut]
-
-
-class PeriodEnergyOut(_Out):
-    period: PeriodOut
-    topology_version: int
-    batches_in_period: int
-    batches: list[BatchFiguresOut]
-    closures: list[ClosureOut]  # every meter and window of the period, contributing or not
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,40 +135,6 @@ class _Meter:
                 self.ratings.append(got)
             self._index[key] = found
         return found
-
-
-def calendar_months(start: datetime, end: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """From the first instant of the month containing start to the first instant of the month
-    after the one containing end's last instant, in tz; returned in UTC."""
-    first = start.astimezone(tz).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    last = (end - timedelta(microseconds=1)).astimezone(tz)
-    year, month = (last.year + 1, 1) if last.month == 12 else (last.year, last.month + 1)
-    after = datetime(year, month, 1, tzinfo=tz)
-    return first.astimezone(UTC), after.astimezone(UTC)
-
-
-def requested_period(start: datetime, end: datetime) -> PeriodOut:
-    for name, t in (("period_start", start), ("period_end", end)):
-        if t.tzinfo is None or t.utcoffset() is None:
-            raise PeriodError(f"{name} {t.isoformat()} has no time zone: give it in UTC (…Z)")
-    if end <= start:
-        raise PeriodError("period_end must be after period_start")
-    return PeriodOut(start=start, end=end, basis="requested")
-
-
-def choose_period(batch: Batch, start: datetime | None, end: datetime | None, tz: str) -> PeriodOut:
-    if (start is None) != (end is None):
-        raise PeriodError("give both period_start and period_end, or neither (calendar months)")
-    if start is not None and end is not None:
-        return requested_period(start, end)
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise PeriodError(
-            f"unknown time zone {tz!r}; use an IANA name like Asia/Shanghai"
-        ) from None
-    lo, hi = calendar_months(batch.start, batch.end, zone)
-    return PeriodOut(start=lo, end=hi, basis=f"calendar month(s) containing the batch, {tz}")
 
 
 class BatchEnergyService:
@@ -377,7 +242,7 @@ class BatchEnergyService:
                         batch=r.batch,
                         batch_version=r.version,
                         complete=be.complete,
-                        media=[_medium(m) for m in be.media],
+                        media=[medium_out(m) for m in be.media],
                     )
             except ValueError as exc:  # the domain's errors (allocation, counters, batches, ...)
                 raise EnergyUnavailable(str(exc)) from None
@@ -387,7 +252,7 @@ class BatchEnergyService:
             batches_in_period=len(batches),
             figures={r.batch.id: figures[r.batch.id] for r in records if r.batch.id in figures},
             unavailable=unavailable,
-            closures=[] if first is None else [_closure(c) for c in first.closures()],
+            closures=[] if first is None else [closure_out(c) for c in first.closures()],
         )
 
     def _meters(self, topo: TopologyRecord, period: PeriodOut) -> list[_Meter]:
@@ -433,73 +298,4 @@ def _unrated(meters: list[_Meter], key: tuple[int, ...]) -> str | None:
     return next(
         (why for m, i in zip(meters, key, strict=True) if isinstance(why := m.ratings[i], str)),
         None,
-    )
-
-
-def _medium(m: MediumEnergy) -> MediumOut:
-    statuses = {cal.status for c in m.contributions for cal in c.calibration}
-    worst = next((s for s in _STATUS_ORDER if s in statuses), sorted(statuses)[0])
-    per = None
-    if m.per_declared_unit is not None and m.expanded_uncertainty_per_declared_unit is not None:
-        per = PerDeclaredUnit(
-            declared_unit=m.declared_unit,
-            quantity=m.per_declared_unit,
-            expanded_uncertainty=m.expanded_uncertainty_per_declared_unit,
-        )
-    return MediumOut(
-        medium=m.medium,
-        unit=m.unit,
-        quantity=m.quantity,
-        expanded_uncertainty=m.expanded_uncertainty,
-        coverage_factor=m.coverage_factor,
-        standard_uncertainty=m.standard_uncertainty,
-        coverage=m.coverage,
-        primary_data_share=m.primary_data_share,
-        estimated_quantity=m.estimated_quantity,
-        calibration_status=worst,
-        per_declared_unit=per,
-        contributions=[
-            ContributionOut(
-                meter_id=c.meter_id,
-                rule=c.rule.value,
-                key=None if c.key is None else c.key.value,
-                idle_policy=c.idle_policy.value,
-                sub_meters=list(c.sub_meters),
-                quantity=c.quantity,
-                share_of_meter=c.share_of_meter,
-                idle_quantity=c.idle_quantity,
-                estimated_quantity=c.estimated_quantity,
-                coverage=c.coverage,
-                calibration=[
-                    CalibrationOut(
-                        meter_id=k.meter_id,
-                        status=k.status,
-                        certificate_id=k.certificate_id,
-                        basis=k.basis,
-                    )
-                    for k in c.calibration
-                ],
-            )
-            for c in m.contributions
-        ],
-        method_text=m.method_text,
-    )
-
-
-def _closure(c: MeterClosure) -> ClosureOut:
-    return ClosureOut(
-        meter_id=c.meter_id,
-        rule=c.rule.value,
-        medium=c.medium,
-        unit=c.unit,
-        window_start=c.window_start,
-        window_end=c.window_end,
-        total=c.total,
-        allocated=c.allocated,
-        overhead=c.overhead,
-        residual=c.residual,
-        closed=c.closed,
-        coverage=c.coverage,
-        negative_intervals=c.negative_intervals,
-        anomalies=list(c.anomalies),
     )

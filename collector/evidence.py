@@ -31,8 +31,9 @@ from metertrace.ed25519_pem import public_pem
 from metertrace.signing import ED25519, Ed25519Signer
 from metertrace.timeutil import to_wire, utcnow
 
-from .batch_energy import BatchEnergyOut, BatchEnergyService
+from .batch_energy import BatchEnergyService
 from .domain.factors import FactorRegistry
+from .energy_out import BatchEnergyOut
 from .manifest_signature import MANIFEST, PUBLIC_KEY, SIGNATURE, sign_manifest
 from .storage.batches_sqlite import SqliteBatches
 from .storage.counter_readings import USABLE, CounterStore

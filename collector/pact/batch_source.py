@@ -26,17 +26,13 @@ from zoneinfo import ZoneInfo
 
 from metertrace.timeutil import to_wire, utcnow
 
-from ..batch_energy import (
-    BatchEnergyOut,
-    BatchEnergyService,
-    PeriodEnergy,
-    calendar_months,
-    choose_period,
-)
+from ..accounting_period import calendar_months, choose_period
+from ..batch_energy import BatchEnergyService, PeriodEnergy
 from ..domain.batches import Batch
 from ..domain.conversions import CN_GUIDELINE_WATER_20C, steam_energy_gj
 from ..domain.factors import EmissionFactor, FactorRegistry, emissions
 from ..domain.pact import CarbonFootprint, DataQualityIndicators, DeclaredUnit, ProductFootprint
+from ..energy_out import BatchEnergyOut
 from ..storage.batches_sqlite import SqliteBatches
 from ..storage.counter_readings import CounterStore
 from ..storage.factors_sqlite import SqliteFactors

@@ -25,10 +25,11 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from collector.batch_energy import BatchEnergyOut, PeriodEnergy, PeriodOut
+from collector.batch_energy import PeriodEnergy
 from collector.domain.batches import Batch
 from collector.domain.conversions import CN_GUIDELINE_WATER_20C, steam_energy_gj
 from collector.domain.factors import FactorRegistry
+from collector.energy_out import BatchEnergyOut, PeriodOut
 from collector.pact import PactSettings
 from collector.pact.app import pact_app
 from collector.pact.batch_source import NAMESPACE, BatchEnergies, BatchFootprintSource, period_of

@@ -15,14 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector.batch_energy import (
-    EnergyUnavailable,
-    NotFound,
-    PeriodEnergy,
-    PeriodOut,
-    _Meter,
-    requested_period,
-)
+from collector.accounting_period import requested_period
+from collector.batch_energy import EnergyUnavailable, NotFound, PeriodEnergy, _Meter
 from collector.batch_metrology import MetrologyError, meter_uncertainty
 from collector.domain.calibration import validity_window
 from collector.domain.calibration_models import Certificate
@@ -30,6 +24,7 @@ from collector.domain.certificates import StoredCertificate
 from collector.domain.counters import CounterReadings
 from collector.domain.registry import DeviceRecord, DeviceSpec
 from collector.domain.uncertainty import MeterUncertainty
+from collector.energy_out import PeriodOut
 
 pytestmark = pytest.mark.unit
 

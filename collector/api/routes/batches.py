@@ -16,15 +16,10 @@ from pydantic import BaseModel, ValidationError
 
 from metertrace.timeutil import parse_utc, utcnow
 
-from ...batch_energy import (
-    BatchEnergyOut,
-    BatchEnergyService,
-    EnergyUnavailable,
-    NotFound,
-    PeriodEnergyOut,
-    PeriodError,
-)
+from ...accounting_period import PeriodError
+from ...batch_energy import BatchEnergyService, EnergyUnavailable, NotFound
 from ...domain.batches import Batch
+from ...energy_out import BatchEnergyOut, PeriodEnergyOut
 from ...storage.batches_sqlite import (
     BatchConflict,
     BatchRecord,
