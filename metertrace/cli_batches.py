@@ -38,7 +38,7 @@ def _client(args: argparse.Namespace) -> Any:
     return mod.HttpClient(args.url or "http://127.0.0.1:8080", token)
 
 
-def _run(args: argparse.Namespace, work: Any) -> None:
+def run_with_client(args: argparse.Namespace, work: Any) -> None:
     """Run work(client) and turn what the user can fix into one error line."""
     mod = _collector("collector.batch_client")
     imp = _collector("collector.batch_import")
@@ -60,7 +60,7 @@ def cmd_import(args: argparse.Namespace) -> None:
         )
         print(summary)
 
-    _run(args, work)
+    run_with_client(args, work)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -79,7 +79,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         else:
             sys.stdout.write(text)
 
-    _run(args, work)
+    run_with_client(args, work)
 
 
 def cmd_topology_set(args: argparse.Namespace) -> None:
@@ -95,10 +95,10 @@ def cmd_topology_set(args: argparse.Namespace) -> None:
         state = "stored as" if out["stored"] else "unchanged, still"
         print(f"{path}: {state} topology version {rec['version']} (sha256 {rec['digest'][:12]})")
 
-    _run(args, work)
+    run_with_client(args, work)
 
 
-def _target(p: argparse.ArgumentParser) -> None:
+def add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", help="the collector's API (default http://127.0.0.1:8080)")
     p.add_argument("--token", help="API key (default: $METERTRACE_TOKEN)")
     p.add_argument("-c", "--config", type=Path, help="collector.yaml: use its database directly")
@@ -114,7 +114,7 @@ def add_parser(sub: Any) -> None:
     i.add_argument(
         "--skip-bad-rows", action="store_true", help="import the good rows of a file with errors"
     )
-    _target(i)
+    add_target_args(i)
     i.set_defaults(func=cmd_import)
     e = acts.add_parser("export", help="a batch's energy per medium (CSV or JSON)")
     e.add_argument("id", help="batch id")
@@ -123,12 +123,12 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--period-start", help="ISO 8601 (default: the batch's calendar month(s))")
     e.add_argument("--period-end", help="ISO 8601, exclusive")
     e.add_argument("--tz", default="UTC", help="time zone of the calendar months")
-    _target(e)
+    add_target_args(e)
     e.set_defaults(func=cmd_export)
 
     top = sub.add_parser("topology", help="which meter serves which line, by which rule")
     tacts = top.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = tacts.add_parser("set", help="validate a topology YAML and store it as a new version")
     s.add_argument("file", help="plant-topology.yaml")
-    _target(s)
+    add_target_args(s)
     s.set_defaults(func=cmd_topology_set)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import RootModel
 
-from .cli_batches import BatchCommandError, _run, _target
+from .cli_batches import BatchCommandError, add_target_args, run_with_client
 from .config import load_config
 
 
@@ -36,7 +36,7 @@ def cmd_list(args: argparse.Namespace) -> None:
             print(f"    source: {r['source']}" + (f"; note: {r['note']}" if r["note"] else ""))
         print("(* current: the version footprints use)")
 
-    _run(args, work)
+    run_with_client(args, work)
 
 
 def _body(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def cmd_add(args: argparse.Namespace) -> None:
         replaces = f", superseding {r['supersedes']}" if r["supersedes"] else ""
         print(f"stored {r['id']}: {r['value']:g} {r['unit']}{replaces}")
 
-    _run(args, work)
+    run_with_client(args, work)
 
 
 def add_parser(sub: Any) -> None:
@@ -75,7 +75,7 @@ def add_parser(sub: Any) -> None:
     ls = acts.add_parser("list", help="every record, or every version of one name")
     ls.add_argument("--name", help="one name's versions")
     ls.add_argument("--json", action="store_true", help="the whole records as JSON")
-    _target(ls)
+    add_target_args(ls)
     ls.set_defaults(func=cmd_list)
     add = acts.add_parser(
         "add", help="store a record (YAML file) or override a name's current record"
@@ -88,5 +88,5 @@ def add_parser(sub: Any) -> None:
     add.add_argument(
         "--uncertainty-rel", type=float, help="with --override: relative standard uncertainty"
     )
-    _target(add)
+    add_target_args(add)
     add.set_defaults(func=cmd_add)

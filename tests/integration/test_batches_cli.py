@@ -7,16 +7,12 @@ import csv
 import io
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from metertrace.cli import main
-from tests.batch_helpers import TOKENS, Plant, plant
-from tests.helpers import free_port, wait_for
+from tests.batch_helpers import TOKENS
 from tests.integration.test_batch_energy_api import TOPOLOGY, build
 
 pytestmark = pytest.mark.integration
@@ -119,21 +115,6 @@ def test_export_csv_and_json_from_the_database(tmp_path, capsys):
     assert json.loads(out_file.read_text())["media"][0]["quantity"] == pytest.approx(45.0)
     code, _, err = run(["batches", "export", "B9", "-c", str(config)], capsys)
     assert code == 2 and "batch B9 is not recorded" in err
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Plant, str]]:
-    p = plant(tmp_path)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(p.client.app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=10, what="the collector API to listen")
-    yield p, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def test_the_same_commands_over_http(tmp_path, served, capsys):

@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.batch_helpers import TOKENS
-from tests.integration import test_batches_cli
 from tests.integration.test_batches_cli import run, write
 
 pytestmark = pytest.mark.integration
-served = test_batches_cli.served  # the fixture: a uvicorn server over a plant's app
 
 GRID = "cn-grid-average-2023"
 RECORD = [
