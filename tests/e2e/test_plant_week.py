@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
+from device_profiles import quantity
 from edge_agent.config import AgentConfig
 from edge_agent.runner import Agent, build_pollers
 from edge_agent.transports.factory import TransportFactory
@@ -211,7 +212,7 @@ def _register(api: str, scenario: Scenario, epoch: datetime) -> None:
     cert = json.loads((ROOT / "docs" / "examples" / "certificate.json").read_text())
     for m in scenario.servers[0].meters:
         counter = next(iter(m.counters))
-        medium = {"energy": "electricity", "volume": "gas", "mass": "steam"}[counter.split(".")[0]]
+        medium, unit = quantity(counter).medium, quantity(counter).unit
         accuracy, u_cert = METROLOGY[m.id]
         status, body = _call(
             "POST",
@@ -231,7 +232,6 @@ def _register(api: str, scenario: Scenario, epoch: datetime) -> None:
         assert status == 201, body
         if u_cert is None:
             continue
-        unit = MEDIUM_UNIT[medium]
         # no error found beyond U: the residual error of a calibrated meter lies within it
         points = [
             {"quantity": counter, "unit": unit, "reference": ref, "indicated": ref,
