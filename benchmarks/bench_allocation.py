@@ -26,12 +26,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from collector.domain.batches import Batch
-from collector.domain.consumption import CounterSeries, prepare
-from collector.domain.counters import CounterEvent, CounterReadings, EventKind, quality_code
-from collector.domain.energy import allocate_series
-from collector.domain.topology import IdlePolicy, Key, MeterAssignment, Rule, Topology
-from collector.domain.uncertainty import MeterUncertainty
+from collector.allocation.consumption import CounterSeries, prepare
+from collector.allocation.counters import CounterEvent, CounterReadings, EventKind, quality_code
+from collector.allocation.energy import allocate_series
+from collector.allocation.topology import IdlePolicy, Key, MeterAssignment, Rule, Topology
+from collector.allocation.uncertainty import MeterUncertainty
+from collector.batches.model import Batch
 from metertrace.wire import Quality
 
 GOAL_S = 5.0

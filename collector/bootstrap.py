@@ -7,21 +7,20 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from collector.api.app import create_app
+from collector.api.auth import Authenticator
+from collector.api.deps import Services
+from collector.batches.store import SqliteBatches
+from collector.config import CollectorConfig
+from collector.factors.store import SqliteFactors
+from collector.ingest.consumer import MqttConsumer
+from collector.ingest.trust import KeyRing
+from collector.ledger.store import SqliteStore
+from collector.metrology.calibration_sets import CalibrationService
+from collector.metrology.registry_store import SqliteRegistry
 from device_profiles import find_profile
 from metertrace.config import ConfigError
 from metertrace.signing import SigningKeyError, load_or_create_ed25519, public_key_path
-
-from .api.app import create_app
-from .api.auth import Authenticator
-from .api.deps import Services
-from .calibration_service import CalibrationService
-from .config import CollectorConfig
-from .mqtt_consumer import MqttConsumer
-from .storage.batches_sqlite import SqliteBatches
-from .storage.factors_sqlite import SqliteFactors
-from .storage.registry_sqlite import SqliteRegistry
-from .storage.sqlite import SqliteStore
-from .trust import KeyRing
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
+from collector.db.engine import normalise_url, sqlite_url
+from collector.footprints.footprint_settings import CollectorPactSettings
+from collector.roles import Role
 from metertrace.config import ConfigPath, MqttSettings, StrictModel
 from metertrace.wire import check_id
-
-from .domain.roles import Role
-from .pact.footprint_settings import CollectorPactSettings
 
 
 class DeviceEntry(StrictModel):
@@ -48,9 +48,27 @@ class GatewayEntry(StrictModel):
 
 
 class DatabaseSettings(StrictModel):
-    path: ConfigPath = Field(
-        Path("collector.db"), validate_default=True, description="SQLite file (WAL mode)"
+    url: str | None = Field(
+        None,
+        description="a SQLAlchemy URL: sqlite:///data/collector.db or "
+        "postgresql+psycopg://user@host:5432/db (a password is better given as PGPASSWORD or "
+        "in ~/.pgpass than in this file); none: the SQLite file `path`",
     )
+    path: ConfigPath = Field(
+        Path("collector.db"),
+        validate_default=True,
+        description="shorthand for a SQLite file (WAL mode), relative to this config",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else normalise_url(v)
+
+    @property
+    def resolved_url(self) -> str:
+        """The database this config names: `url`, or else the SQLite file `path`."""
+        return self.url if self.url is not None else sqlite_url(self.path)
 
 
 class ApiKey(StrictModel):

@@ -91,8 +91,8 @@ def cmd_collector_serve(args: argparse.Namespace) -> None:
         uvicorn.run(collector.app, host=config.api.host, port=config.api.port, log_level=level)
         return
     # The PACT host on a port of its own (HTTPS when configured), next to the collector API.
-    pact_app = _need("collector.pact.app", "collector")
-    source = _need("collector.pact.batch_source", "collector").open_batch_source(
+    pact_app = _need("collector.footprints.app", "collector")
+    source = _need("collector.footprints.batch_source", "collector").open_batch_source(
         config.database.path, config.pact.footprints
     )
     app = pact_app.pact_app(source, config.pact)
@@ -215,7 +215,7 @@ def cmd_gateway_enrol(args: argparse.Namespace) -> None:
     from .timeutil import utcnow
 
     config_mod = _need("collector.config", "collector")
-    reg_mod = _need("collector.storage.registry_sqlite", "collector")
+    reg_mod = _need("collector.metrology.registry_store", "collector")
     config = load_config(args.config, config_mod.CollectorConfig)
     registry = reg_mod.SqliteRegistry(config.database.path)
     try:
@@ -254,7 +254,7 @@ def cmd_wire_schema(args: argparse.Namespace) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    verifier = _need("collector.verify_bundle", "collector")
+    verifier = _need("collector.evidence.verify", "collector")
     report = verifier.verify_bundle(
         Path(args.bundle), collector_key=args.collector_key, allow_unsigned=args.allow_unsigned
     )

@@ -29,7 +29,7 @@ def _collector(module: str) -> ModuleType:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    mod = _collector("collector.batch_client")
+    mod = _collector("collector.batches.client")
     if args.config is not None:
         if args.url is not None:
             raise BatchCommandError("give --url (a collector's API) or -c (its database), not both")
@@ -40,8 +40,8 @@ def _client(args: argparse.Namespace) -> Any:
 
 def run_with_client(args: argparse.Namespace, work: Any) -> None:
     """Run work(client) and turn what the user can fix into one error line."""
-    mod = _collector("collector.batch_client")
-    imp = _collector("collector.batch_import")
+    mod = _collector("collector.batches.client")
+    imp = _collector("collector.batches.importer")
     client = _client(args)
     try:
         work(client)
@@ -52,7 +52,7 @@ def run_with_client(args: argparse.Namespace, work: Any) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    imp = _collector("collector.batch_import")
+    imp = _collector("collector.batches.importer")
 
     def work(client: Any) -> None:
         summary = imp.run_import(
@@ -64,7 +64,7 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    mod = _collector("collector.batch_client")
+    mod = _collector("collector.batches.client")
     params = {"tz": args.tz}
     for name in ("period_start", "period_end"):
         if getattr(args, name):

@@ -2,7 +2,7 @@
 
 Standard library and pydantic only (no numpy, nothing from the collector), so a gateway can run
 exactly this code and the collector can recompute every calibrated value bit for bit. A model is
-derived from a certificate by `collector.domain.calibration.derive`; here it is applied.
+derived from a certificate by `collector.metrology.calibration.derive`; here it is applied.
 
 Models (`true = f(indicated)`):
 - `none`: the value is used as indicated.

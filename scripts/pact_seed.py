@@ -1,5 +1,5 @@
 """Seed a collector for `scripts/pact-conformance --source batches`: a plant whose March 2026
-batches `metertrace collector serve` publishes as real PACT footprints (collector/pact/).
+batches `metertrace collector serve` publishes as real PACT footprints (collector/footprints/).
 
     python scripts/pact_seed.py --pact pact.yaml --out collector.yaml --mqtt-port N --api-port N
 
@@ -8,7 +8,7 @@ adds the plant's `footprints:` settings, a database, a gateway with its HMAC key
 writes collector.yaml. Then it fills the database as the plant would: meters, a calibration
 certificate, the topology and the batches through the collector's own API (the app `collector
 serve` runs, in-process), and counter readings as signed gateway messages judged by
-collector.domain.ingest and stored by SqliteStore, as the MQTT consumer does.
+collector.ingest.rules and stored by SqliteStore, as the MQTT consumer does.
 
 The plant (Asia/Shanghai; hours from 2026-03-10 00:00 UTC; counters read every 10 min, rising
 at constant rates; declared unit: kWh of cell capacity):
@@ -35,10 +35,10 @@ from fastapi.testclient import TestClient
 
 from collector.bootstrap import bootstrap
 from collector.config import CollectorConfig
-from collector.domain.ingest import Accepted, Rejected, judge
-from collector.storage.port import Outcome
-from collector.storage.registry_sqlite import SqliteRegistry
-from collector.trust import KeyRing
+from collector.ingest.rules import Accepted, Rejected, judge
+from collector.ingest.trust import KeyRing
+from collector.ledger.port import Outcome
+from collector.metrology.registry_store import SqliteRegistry
 from edge_agent.messages import MessageSigner
 from metertrace.config import load_config
 from metertrace.keys import create_key, read_key

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from collector.domain.batches import Batch
-from collector.domain.counters import CounterEvent, CounterReadings, quality_codes
-from collector.domain.topology import MeterAssignment
-from collector.domain.uncertainty import MeterUncertainty
+from collector.allocation.counters import CounterEvent, CounterReadings, quality_codes
+from collector.allocation.topology import MeterAssignment
+from collector.allocation.uncertainty import MeterUncertainty
+from collector.batches.model import Batch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 H = 3600.0

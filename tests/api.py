@@ -11,10 +11,10 @@ from collector.api.app import create_app
 from collector.api.auth import Authenticator, token_hash
 from collector.api.deps import Services
 from collector.config import ApiKey
-from collector.domain.roles import Role
-from collector.storage.factors_sqlite import SqliteFactors
-from collector.storage.registry_sqlite import SqliteRegistry
-from collector.storage.sqlite import SqliteStore
+from collector.factors.store import SqliteFactors
+from collector.ledger.store import SqliteStore
+from collector.metrology.registry_store import SqliteRegistry
+from collector.roles import Role
 from metertrace.signing import Ed25519Signer
 
 

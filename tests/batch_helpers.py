@@ -1,5 +1,5 @@
 """A collector app over real SQLite, with readings fed through the real ingest path (signed
-messages judged by collector.domain.ingest, stored by SqliteStore), for the batch tests."""
+messages judged by collector.ingest.rules, stored by SqliteStore), for the batch tests."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from collector.domain.ingest import Accepted, AcceptedEvent, GatewayKey, Trust, judge
-from collector.storage.batches_sqlite import SqliteBatches
-from collector.storage.sqlite import SqliteStore
+from collector.batches.store import SqliteBatches
+from collector.ingest.rules import Accepted, AcceptedEvent, GatewayKey, Trust, judge
+from collector.ledger.store import SqliteStore
 from edge_agent.counter_quality import CounterNotice
 from edge_agent.counters import CounterEvent, EventKind
 from edge_agent.messages import MessageSigner

@@ -7,13 +7,21 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from collector.api.auth import Authenticator
+from collector.api.deps import Services
+from collector.api.routes import (
+    batches,
+    calibration,
+    chain,
+    devices,
+    evidence,
+    factors,
+    health,
+    readings,
+)
+from collector.api.routes import registry as registry_routes
+from collector.metrology.registry_store import SqliteRegistry
 from metertrace import __version__
-
-from ..storage.registry_sqlite import SqliteRegistry
-from .auth import Authenticator
-from .deps import Services
-from .routes import batches, calibration, chain, devices, evidence, factors, health, readings
-from .routes import registry as registry_routes
 
 
 def create_app(

@@ -14,8 +14,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from ..config import ApiKey
-from ..domain.roles import Action, Role, allowed
+from collector.config import ApiKey
+from collector.roles import Action, Role, allowed
 
 
 @dataclass(frozen=True)

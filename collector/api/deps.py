@@ -7,7 +7,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 
-from ..storage.port import Store
+from collector.ledger.port import Store
 
 
 @dataclass

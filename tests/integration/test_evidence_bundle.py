@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from collector.domain.ingest import Accepted, AcceptedEvent, GatewayKey, Trust, judge
-from collector.manifest_signature import PUBLIC_KEY, SIGNATURE, key_sha256, sign_manifest
-from collector.verify_bundle import Report, verify_bundle
+from collector.evidence.signature import PUBLIC_KEY, SIGNATURE, key_sha256, sign_manifest
+from collector.evidence.verify import Report, verify_bundle
+from collector.ingest.rules import Accepted, AcceptedEvent, GatewayKey, Trust, judge
 from edge_agent.counter_quality import CounterNotice
 from edge_agent.counters import CounterEvent, EventKind
 from edge_agent.messages import MessageSigner

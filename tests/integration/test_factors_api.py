@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.domain.factors import FactorRegistry
-from collector.storage.factors_sqlite import SqliteFactors
+from collector.factors.model import FactorRegistry
+from collector.factors.store import SqliteFactors
 from tests.api import api_app
 from tests.batch_helpers import TOKENS, hdr
 

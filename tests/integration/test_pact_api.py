@@ -26,12 +26,12 @@ from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from collector.pact import PactSettings, sample_source
-from collector.pact.app import pact_app, uvicorn_options
-from collector.pact.events import CREATED, FULFILLED, PUBLISHED, REJECTED
-from collector.pact.routes import pact_router
-from collector.pact.sample import CELL_105, CELL_280, product_urn
-from collector.pact.tokens import secret_hash
+from collector.footprints import PactSettings, sample_source
+from collector.footprints.app import pact_app, uvicorn_options
+from collector.footprints.events import CREATED, FULFILLED, PUBLISHED, REJECTED
+from collector.footprints.routes import pact_router
+from collector.footprints.sample import CELL_105, CELL_280, product_urn
+from collector.footprints.tokens import secret_hash
 from tests.helpers import free_port, wait_for
 
 pytestmark = pytest.mark.integration

@@ -25,19 +25,24 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from collector.batch_energy import PeriodEnergy
-from collector.domain.batches import Batch
-from collector.domain.conversions import CN_GUIDELINE_WATER_20C, steam_energy_gj
-from collector.domain.factors import FactorRegistry
-from collector.energy_out import BatchEnergyOut, PeriodOut
-from collector.pact import PactSettings
-from collector.pact.app import pact_app
-from collector.pact.batch_source import NAMESPACE, BatchEnergies, BatchFootprintSource, period_of
-from collector.pact.footprint_settings import FootprintSettings
-from collector.pact.tokens import secret_hash
-from collector.storage.batches_sqlite import SqliteBatches
-from collector.storage.counter_readings import CounterStore
-from collector.storage.registry_sqlite import SqliteRegistry
+from collector.allocation.conversions import CN_GUIDELINE_WATER_20C, steam_energy_gj
+from collector.batches.energy_out import BatchEnergyOut, PeriodOut
+from collector.batches.energy_service import PeriodEnergy
+from collector.batches.model import Batch
+from collector.batches.store import SqliteBatches
+from collector.factors.model import FactorRegistry
+from collector.footprints import PactSettings
+from collector.footprints.app import pact_app
+from collector.footprints.batch_source import (
+    NAMESPACE,
+    BatchEnergies,
+    BatchFootprintSource,
+    period_of,
+)
+from collector.footprints.footprint_settings import FootprintSettings
+from collector.footprints.tokens import secret_hash
+from collector.ledger.counter_readings import CounterStore
+from collector.metrology.registry_store import SqliteRegistry
 from tests.batch_helpers import Plant, batch, hdr, plant, register_meters, steady
 from tests.helpers import free_port, metertrace, port_open, stop, tail, wait_for
 from tests.integration.test_pact_api import self_signed

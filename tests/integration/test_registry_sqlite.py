@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from collector.domain.registry import DeviceSpec, Replacement, as_of
-from collector.storage.registry_sqlite import RegistryConflict, SqliteRegistry
+from collector.metrology.registry import DeviceSpec, Replacement, as_of
+from collector.metrology.registry_store import RegistryConflict, SqliteRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from collector.domain.batches import Batch
-from collector.domain.counters import CounterEvent, CounterReadings, EventKind
-from collector.domain.energy import allocate
-from collector.domain.exact_sum import close_exactly
-from collector.domain.topology import IdlePolicy, Key, Topology
+from collector.allocation.counters import CounterEvent, CounterReadings, EventKind
+from collector.allocation.energy import allocate
+from collector.allocation.exact_sum import close_exactly
+from collector.allocation.topology import IdlePolicy, Key, Topology
+from collector.batches.model import Batch
 from tests.allocation_helpers import T0, assign, at, class_1
 
 pytestmark = pytest.mark.unit

@@ -9,8 +9,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from collector.domain.consumption import CounterError, prepare
-from collector.domain.counters import CounterEvent, CounterReadings, EventKind, quality_codes
+from collector.allocation.consumption import CounterError, prepare
+from collector.allocation.counters import CounterEvent, CounterReadings, EventKind, quality_codes
 from tests.allocation_helpers import T0, H, at, readings
 
 pytestmark = pytest.mark.unit

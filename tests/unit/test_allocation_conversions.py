@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from collector.domain.conversions import (
+from collector.allocation.conversions import (
     CN_GUIDELINE_WATER_20C,
     CN_NATURAL_GAS_NCV,
     CN_TRADE,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from collector.domain.factors import BUILTIN, Basis, FactorError, FactorRegistry, emissions
+from collector.factors.model import BUILTIN, Basis, FactorError, FactorRegistry, emissions
 
 pytestmark = pytest.mark.unit
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from collector.domain.allocation import AllocationError
-from collector.domain.batch_table import BatchError
-from collector.domain.energy import Allocation, allocate
-from collector.domain.topology import Topology
+from collector.allocation.allocation import AllocationError
+from collector.allocation.batch_table import BatchError
+from collector.allocation.energy import Allocation, allocate
+from collector.allocation.topology import Topology
 from tests.allocation_helpers import assign, at, batch, class_1, steady
 
 pytestmark = pytest.mark.unit

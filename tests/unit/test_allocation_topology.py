@@ -7,9 +7,9 @@ from datetime import datetime
 import pytest
 from pydantic import ValidationError
 
-from collector.domain.batches import Batch
-from collector.domain.method_text import describe
-from collector.domain.topology import IdlePolicy, Topology
+from collector.allocation.method_text import describe
+from collector.allocation.topology import IdlePolicy, Topology
+from collector.batches.model import Batch
 from tests.allocation_helpers import T0, assign, at
 
 pytestmark = pytest.mark.unit

@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from collector.domain.energy import allocate
-from collector.domain.topology import Topology
-from collector.domain.uncertainty import Budget, MeterUncertainty, combine, reading_difference_u
+from collector.allocation.energy import allocate
+from collector.allocation.topology import Topology
+from collector.allocation.uncertainty import Budget, MeterUncertainty, combine, reading_difference_u
 from tests.allocation_helpers import assign, at, batch, steady
 
 pytestmark = pytest.mark.unit

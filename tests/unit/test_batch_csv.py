@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from collector.batch_csv import parse_csv
-from collector.batch_import import Progress
+from collector.batches.csv_format import parse_csv
+from collector.batches.importer import Progress
 
 pytestmark = pytest.mark.unit
 

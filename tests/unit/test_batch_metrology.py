@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from collector.batch_metrology import (
+from collector.batches.metrology import (
     MetrologyError,
     accuracy_class_percent,
     meter_uncertainty,
     register_step,
 )
-from collector.domain.calibration_models import Certificate
-from collector.domain.certificates import StoredCertificate
-from collector.domain.registry import DeviceRecord, DeviceSpec
+from collector.metrology.calibration_models import Certificate
+from collector.metrology.certificates import StoredCertificate
+from collector.metrology.registry import DeviceRecord, DeviceSpec
 
 pytestmark = pytest.mark.unit
 

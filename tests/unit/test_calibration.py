@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from collector.domain.calibration import (
+from collector.metrology.calibration import (
     CalibrationError,
     Correction,
     Flag,
@@ -26,7 +26,7 @@ from collector.domain.calibration import (
     status,
     uncertainty,
 )
-from collector.domain.calibration_models import Certificate
+from collector.metrology.calibration_models import Certificate
 from device_profiles.loader import format_validation_error
 
 pytestmark = pytest.mark.unit

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.domain.calibration import derive, validity_window
-from collector.domain.calibration_models import Certificate
+from collector.metrology.calibration import derive, validity_window
+from collector.metrology.calibration_models import Certificate
 from metertrace.calibration_set import CalibrationSet, DeviceEntry, stamp
 from metertrace.corrections import apply
 

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector.domain.chain import Link, verify_chain
+from collector.ledger.chain import Link, verify_chain
 from metertrace.wire import GENESIS
 
 pytestmark = pytest.mark.unit

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from collector.domain.ingest import AcceptedEvent, GatewayKey, Trust, judge
-from collector.storage.port import Outcome
-from collector.storage.sqlite import SqliteStore
+from collector.ingest.rules import AcceptedEvent, GatewayKey, Trust, judge
+from collector.ledger.port import Outcome
+from collector.ledger.store import SqliteStore
 from device_profiles import Function, Profile, encode, find_profile, is_float
 from device_profiles.dlt645 import Dlt645Profile, encode_bcd
 from edge_agent.counter_quality import CounterNotice, CounterWatch

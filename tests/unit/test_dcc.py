@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from collector.domain.calibration import apply, derive, uncertainty
-from collector.domain.calibration_models import Certificate
-from collector.domain.dcc import DccError, import_dcc
-from collector.domain.dsi import conversion
+from collector.metrology.calibration import apply, derive, uncertainty
+from collector.metrology.calibration_models import Certificate
+from collector.metrology.dcc import DccError, import_dcc
+from collector.metrology.dsi import conversion
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from collector.domain.ingest import AcceptedEvent, GatewayKey, Reason, Rejected, Trust, judge
+from collector.ingest.rules import AcceptedEvent, GatewayKey, Reason, Rejected, Trust, judge
 from edge_agent.messages import MessageSigner
 from edge_agent.retention import Loss
 from metertrace.signing import HmacSigner

@@ -2,7 +2,7 @@
 
 import pytest
 
-from collector.domain.gaps import Gap, Reported, find_gaps, missing
+from collector.ledger.gaps import Gap, Reported, find_gaps, missing
 
 pytestmark = pytest.mark.unit
 

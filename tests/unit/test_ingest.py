@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from collector.domain.ingest import GatewayKey, Reason, Rejected, Trust, accept
+from collector.ingest.rules import GatewayKey, Reason, Rejected, Trust, accept
 from metertrace.wire import GENESIS, message_hash, readings_topic, sign_hmac
 
 pytestmark = pytest.mark.unit

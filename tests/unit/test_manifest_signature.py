@@ -1,4 +1,4 @@
-"""The evidence manifest's signature (collector/manifest_signature.py), on bytes alone: who
+"""The evidence manifest's signature (collector/evidence/signature.py), on bytes alone: who
 signed, over which bytes, against which trusted key, and what an older unsigned bundle gets."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector.manifest_signature import (
+from collector.evidence.signature import (
     MANIFEST,
     PUBLIC_KEY,
     SIGNATURE,

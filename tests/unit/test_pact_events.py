@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collector.pact import events as ev
-from collector.pact.sample import CELL_105, product_urn, sample_footprints
+from collector.footprints import events as ev
+from collector.footprints.sample import CELL_105, product_urn, sample_footprints
 
 pytestmark = pytest.mark.unit
 

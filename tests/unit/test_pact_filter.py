@@ -2,8 +2,8 @@
 
 import pytest
 
-from collector.domain.pact_filter import FilterError, matches, parse_filter
-from collector.pact.sample import sample_footprints
+from collector.footprints.filter import FilterError, matches, parse_filter
+from collector.footprints.sample import sample_footprints
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from collector.domain.pact import ProductFootprint
-from collector.pact.sample import (
+from collector.footprints.model import ProductFootprint
+from collector.footprints.sample import (
     GAS_GJ_PER_NM3,
     GAS_KG_PER_GJ,
     energy_emissions,

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from collector.pact.settings import CallbackTarget, PactSettings, normalize_source
+from collector.footprints.settings import CallbackTarget, PactSettings, normalize_source
 
 pytestmark = pytest.mark.unit
 

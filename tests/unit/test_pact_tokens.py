@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector.pact.settings import PactClient
-from collector.pact.tokens import (
+from collector.footprints.settings import PactClient
+from collector.footprints.tokens import (
     TokenError,
     TokenIssuer,
     authenticate,

@@ -1,4 +1,4 @@
-"""One allocation per period, each batch rated over its own run (collector/batch_energy.py).
+"""One allocation per period, each batch rated over its own run (batches/energy_service.py).
 
 A meter's uncertainty depends on the batch only through the certificate in force over its run,
 so the service computes it once per stretch between certificate bounds: for every run, around,
@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector.accounting_period import requested_period
-from collector.batch_energy import EnergyUnavailable, NotFound, PeriodEnergy, _Meter
-from collector.batch_metrology import MetrologyError, meter_uncertainty
-from collector.domain.calibration import validity_window
-from collector.domain.calibration_models import Certificate
-from collector.domain.certificates import StoredCertificate
-from collector.domain.counters import CounterReadings
-from collector.domain.registry import DeviceRecord, DeviceSpec
-from collector.domain.uncertainty import MeterUncertainty
-from collector.energy_out import PeriodOut
+from collector.allocation.counters import CounterReadings
+from collector.allocation.uncertainty import MeterUncertainty
+from collector.batches.energy_out import PeriodOut
+from collector.batches.energy_service import EnergyUnavailable, NotFound, PeriodEnergy, _Meter
+from collector.batches.metrology import MetrologyError, meter_uncertainty
+from collector.batches.period import requested_period
+from collector.metrology.calibration import validity_window
+from collector.metrology.calibration_models import Certificate
+from collector.metrology.certificates import StoredCertificate
+from collector.metrology.registry import DeviceRecord, DeviceSpec
 
 pytestmark = pytest.mark.unit
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.batch_csv import parse_csv
-from collector.domain.topology import IdlePolicy, Rule
-from collector.topology_file import TopologyError, parse_topology
+from collector.allocation.topology import IdlePolicy, Rule
+from collector.batches.csv_format import parse_csv
+from collector.batches.topology_file import TopologyError, parse_topology
 
 pytestmark = pytest.mark.unit
 

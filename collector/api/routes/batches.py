@@ -14,23 +14,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from metertrace.timeutil import parse_utc, utcnow
-
-from ...accounting_period import PeriodError
-from ...batch_energy import BatchEnergyService, EnergyUnavailable, NotFound
-from ...domain.batches import Batch
-from ...energy_out import BatchEnergyOut, PeriodEnergyOut
-from ...storage.batches_sqlite import (
+from collector.api.auth import CanManageDevices, CanRead
+from collector.api.deps import app_state
+from collector.batches.energy_out import BatchEnergyOut, PeriodEnergyOut
+from collector.batches.energy_service import BatchEnergyService, EnergyUnavailable, NotFound
+from collector.batches.model import Batch
+from collector.batches.period import PeriodError
+from collector.batches.store import (
     BatchConflict,
     BatchRecord,
     RecordResult,
     SqliteBatches,
     TopologyRecord,
 )
-from ...storage.counter_readings import CounterStore
-from ...topology_file import TopologyError, parse_topology
-from ..auth import CanManageDevices, CanRead
-from ..deps import app_state
+from collector.batches.topology_file import TopologyError, parse_topology
+from collector.ledger.counter_readings import CounterStore
+from metertrace.timeutil import parse_utc, utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["batches"])
 

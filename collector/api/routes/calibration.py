@@ -8,15 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 from pydantic import BaseModel
 
+from collector.api.auth import CanManageCalibration, CanRead
+from collector.metrology.calibration import CalibrationError, derive, due_within
+from collector.metrology.calibration_models import Certificate, CertificateRef
+from collector.metrology.certificates import Registration, StoredCertificate, in_force
+from collector.metrology.dcc import DccError, import_dcc
+from collector.metrology.registry_store import RegistryConflict, SqliteRegistry
 from metertrace.corrections import Correction, ModelKind
 from metertrace.timeutil import utcnow
-
-from ...domain.calibration import CalibrationError, derive, due_within
-from ...domain.calibration_models import Certificate, CertificateRef
-from ...domain.certificates import Registration, StoredCertificate, in_force
-from ...domain.dcc import DccError, import_dcc
-from ...storage.registry_sqlite import RegistryConflict, SqliteRegistry
-from ..auth import CanManageCalibration, CanRead
 
 router = APIRouter(prefix="/api/v1", tags=["calibration"])
 

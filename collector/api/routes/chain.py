@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
-from ...domain.chain import verify_chain
-from ..deps import StoreDep
+from collector.api.deps import StoreDep
+from collector.ledger.chain import verify_chain
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
 

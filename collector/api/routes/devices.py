@@ -4,8 +4,8 @@ from dataclasses import asdict
 
 from fastapi import APIRouter
 
-from ..deps import StoreDep
-from ..schemas import Device
+from collector.api.deps import StoreDep
+from collector.api.schemas import Device
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 

@@ -1,15 +1,22 @@
-"""The evidence bundle of a batch's energy figures (collector/evidence.py)."""
+"""The evidence bundle of a batch's energy figures (collector/evidence/bundle.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
+from collector.api.auth import CanRead
+from collector.api.deps import app_state
+from collector.api.routes.batches import (
+    PeriodEnd,
+    PeriodStart,
+    TopologyVersion,
+    Tz,
+    _batches,
+    _time,
+    energy_errors,
+)
+from collector.evidence.bundle import EvidenceError, build_bundle
 from metertrace.signing import Ed25519Signer
-
-from ...evidence import EvidenceError, build_bundle
-from ..auth import CanRead
-from ..deps import app_state
-from .batches import PeriodEnd, PeriodStart, TopologyVersion, Tz, _batches, _time, energy_errors
 
 router = APIRouter(prefix="/api/v1", tags=["batches"])
 

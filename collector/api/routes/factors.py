@@ -12,10 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Request
 from pydantic import BaseModel
 
-from metertrace.timeutil import utcnow
-
-from ...domain.factors import FactorConflict, FactorError
-from ...storage.factors_sqlite import (
+from collector.api.auth import CanManageDevices, CanRead
+from collector.api.deps import app_state
+from collector.factors.model import FactorConflict, FactorError
+from collector.factors.store import (
     FactorInputError,
     FactorOverride,
     FactorRecord,
@@ -23,8 +23,7 @@ from ...storage.factors_sqlite import (
     SqliteFactors,
     parse_input,
 )
-from ..auth import CanManageDevices, CanRead
-from ..deps import app_state
+from metertrace.timeutil import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["factors"])
 

@@ -5,11 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
+from collector.api.deps import ServicesDep, StoreDep
+from collector.api.schemas import Event, Gap, Health, Quarantined
+from collector.ledger.gaps import Reported, find_gaps
 from metertrace import __version__
-
-from ...domain.gaps import Reported, find_gaps
-from ..deps import ServicesDep, StoreDep
-from ..schemas import Event, Gap, Health, Quarantined
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 

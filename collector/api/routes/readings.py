@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from collector.api.deps import StoreDep
+from collector.api.schemas import Reading, Recalibrated
+from collector.metrology.certificates import in_force
+from collector.metrology.registry_store import SqliteRegistry
 from metertrace.corrections import apply
 from metertrace.timeutil import parse_utc
-
-from ...domain.certificates import in_force
-from ...storage.registry_sqlite import SqliteRegistry
-from ..deps import StoreDep
-from ..schemas import Reading, Recalibrated
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
 

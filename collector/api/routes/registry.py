@@ -8,13 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from collector.api.auth import CanManageDevices, CanRead
+from collector.metrology.registry import AuditEntry, DeviceRecord, DeviceSpec, Replacement
+from collector.metrology.registry_store import RegistryConflict, SqliteRegistry
 from metertrace.signing import EnrolledKey, SigningKeyError, load_public_pem
 from metertrace.timeutil import utcnow
 from metertrace.wire import check_id
-
-from ...domain.registry import AuditEntry, DeviceRecord, DeviceSpec, Replacement
-from ...storage.registry_sqlite import RegistryConflict, SqliteRegistry
-from ..auth import CanManageDevices, CanRead
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 

@@ -1,0 +1,3 @@
+"""Allocation, pure: counters, topology, energy per batch and medium, uncertainty, conversions. No
+I/O.
+"""

@@ -1,0 +1,113 @@
+"""`metertrace batches import FILE.csv`: check every row, report, then record all or nothing.
+
+The rows are checked first (batch_csv.py), with a progress line on stderr; any problem stops the
+import before anything is written, unless --skip-bad-rows, which records the good rows and lists
+the skipped ones. The batches are then recorded in one transaction (storage/batches_sqlite.py):
+the same batch again is a no-op, a changed one is refused unless --supersede.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from collector.batches.csv_format import count_rows, parse_csv, report
+from collector.batches.model import Batch
+from collector.batches.store import BatchConflict, RecordResult
+
+
+class Progress:
+    """A one-line progress report on a stream (stderr), redrawn with \\r at most every 0.1 s.
+
+    When the stream is not a terminal only the final line is written, so logs stay readable."""
+
+    def __init__(
+        self, label: str, total: int, stream: TextIO | None = None, live: bool | None = None
+    ):
+        self.label, self.total = label, total
+        self.stream = sys.stderr if stream is None else stream  # the current one, not at import
+        self.live = self.stream.isatty() if live is None else live
+        self._last = 0.0
+        self.done_count = 0
+
+    def _line(self) -> str:
+        pct = 100.0 * self.done_count / self.total if self.total else 100.0
+        return f"{self.label}: {self.done_count}/{self.total} rows ({pct:.0f} %)"
+
+    def update(self, done: int) -> None:
+        self.done_count = done
+        now = time.monotonic()
+        if self.live and (now - self._last >= 0.1 or done == self.total):
+            self._last = now
+            self.stream.write("\r" + self._line())
+            self.stream.flush()
+
+    def finish(self, note: str = "") -> None:
+        end = f" {note}" if note else ""
+        self.stream.write(("\r" if self.live else "") + self._line() + end + "\n")
+        self.stream.flush()
+
+
+class ImportFailed(Exception):
+    """Nothing was imported; the message says why and what to do."""
+
+
+class Recorder(Protocol):
+    def record(self, batches: Sequence[Batch], *, supersede: bool, source: str) -> RecordResult: ...
+
+
+def run_import(
+    path: Path,
+    client: Recorder,
+    *,
+    supersede: bool = False,
+    skip_bad_rows: bool = False,
+    stream: TextIO | None = None,
+    live: bool | None = None,
+) -> str:
+    """Check every row, report the problems, then record the batches all at once (or none)."""
+    stream = sys.stderr if stream is None else stream
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ImportFailed(f"{path}: not UTF-8 text; save it as CSV UTF-8") from None
+    except OSError as exc:
+        raise ImportFailed(f"{path}: cannot read: {exc.strerror}") from None
+    progress = Progress(f"checking {path.name}", count_rows(text), stream, live)
+    parsed = parse_csv(text, progress=progress.update)
+    progress.finish(f"{len(parsed.errors)} problem(s)" if parsed.errors else "ok")
+    report(parsed.errors, stream)
+    bad = parsed.bad_rows
+    if parsed.errors and (not skip_bad_rows or not bad):
+        hint = (
+            f"fix them, or pass --skip-bad-rows to import the {len(parsed.batches)} good rows"
+            if bad
+            else "fix the header"
+        )
+        raise ImportFailed(
+            f"{path}: nothing imported: {len(parsed.errors)} problem(s) in "
+            f"{len(bad) or 1} row(s); {hint}"
+        )
+    if not parsed.batches:
+        return f"{path}: no batches in the file, nothing imported"
+    stream.write(f"storing {len(parsed.batches)} batches ...\n")
+    try:
+        result = client.record(
+            [b for _, b in parsed.batches], supersede=supersede, source=f"csv:{path.name}"
+        )
+    except BatchConflict as exc:
+        rows = {b.id: n for n, b in parsed.batches}
+        for c in exc.conflicts:
+            stream.write(f"row {rows.get(c.batch_id, '?')}, batch {c.batch_id}: {c.detail}\n")
+        raise ImportFailed(
+            f"{path}: nothing imported: {len(exc.conflicts)} batch(es) conflict with what is "
+            "recorded (listed above)"
+        ) from None
+    skipped = f", {len(bad)} bad row(s) skipped: {bad}" if bad else ""
+    return (
+        f"{path}: {len(result.created)} created, {len(result.superseded)} superseded (new "
+        f"versions), {len(result.unchanged)} unchanged{skipped}"
+    )

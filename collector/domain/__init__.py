@@ -1,1 +1,0 @@
-"""The collector's domain: pure logic, no I/O."""

@@ -1,0 +1,201 @@
+"""The evidence bundle of one batch's energy figures: a zip a third party can check offline.
+
+What the computation used, as stored: every signed gateway message of each meter over the
+readings the allocation read (the exact payload bytes, one per line), the meters' events
+(counter discontinuities, data losses), the gateways' Ed25519 public keys, the certificates and
+device records, the topology and batch records, the emission factor records (built-in and those
+users stored), and the computation itself (the JSON of GET /api/v1/batches/{id}/energy).
+manifest.json holds the SHA-256 of every other file; manifest.sig is the collector's Ed25519
+signature over manifest.json's exact bytes, and collector-ed25519.pub.pem its public key
+(collector/evidence/signature.py). `metertrace verify bundle.zip` (collector/evidence/verify.py)
+checks it all and recomputes the figures.
+
+Only Ed25519 signatures can be checked by someone else: messages signed with a shared HMAC key
+are bundled but the verifier reports them as unverifiable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import sqlite3
+import zipfile
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from collector.batches.energy_out import BatchEnergyOut
+from collector.batches.energy_service import BatchEnergyService
+from collector.batches.store import SqliteBatches
+from collector.batches.topology_file import COUNTER_OF_MEDIUM
+from collector.evidence.signature import MANIFEST, PUBLIC_KEY, SIGNATURE, sign_manifest
+from collector.factors.model import FactorRegistry
+from collector.factors.store import SqliteFactors
+from collector.ledger.counter_readings import USABLE, CounterStore
+from collector.metrology.registry_store import SqliteRegistry
+from metertrace import __version__
+from metertrace.ed25519_pem import public_pem
+from metertrace.signing import ED25519, Ed25519Signer
+from metertrace.timeutil import to_wire, utcnow
+
+FORMAT = "metertrace-evidence/1"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class EvidenceError(ValueError):
+    """The stored data cannot be put into a bundle as it is; the message says why."""
+
+
+def safe_name(text: str) -> str:
+    return _UNSAFE.sub("_", text)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+
+
+def _lines(payloads: Iterable[bytes], what: str) -> bytes:
+    out = []
+    for p in payloads:
+        if b"\n" in p or b"\r" in p:
+            raise EvidenceError(f"{what}: a stored payload contains a line break")
+        out.append(p + b"\n")
+    return b"".join(out)
+
+
+def build_bundle(
+    batch_id: str,
+    *,
+    batches: SqliteBatches,
+    registry: SqliteRegistry,
+    signer: Ed25519Signer,
+    period_start: datetime | None = None,
+    period_end: datetime | None = None,
+    tz: str = "UTC",
+    topology_version: int | None = None,
+) -> bytes:
+    """The zip, as bytes, its manifest signed by `signer` (the collector's key). Raises
+    batch_energy's NotFound/PeriodError/EnergyUnavailable."""
+    counters = CounterStore(batches.path)
+    try:
+        energy = BatchEnergyService(batches, registry, counters).energy(
+            batch_id, period_start=period_start, period_end=period_end, tz=tz,
+            topology_version=topology_version,
+        )  # fmt: skip
+    finally:
+        counters.close()
+    files = _files(energy, batches, registry)
+    files[PUBLIC_KEY] = signer.public_pem().encode()
+    manifest = {
+        "format": FORMAT,
+        "batch_id": batch_id,
+        "created_at": to_wire(utcnow()),
+        "created_by": f"metertrace {__version__}",
+        "files": {name: sha256(data) for name, data in sorted(files.items())},
+    }
+    manifest_bytes = _json(manifest)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(MANIFEST, manifest_bytes)
+        z.writestr(SIGNATURE, sign_manifest(manifest_bytes, signer))
+        for name, data in sorted(files.items()):
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _files(
+    energy: BatchEnergyOut, batches: SqliteBatches, registry: SqliteRegistry
+) -> dict[str, bytes]:
+    start, end = energy.period.start, energy.period.end
+    topo = batches.topology(energy.topology_version)
+    assert topo is not None  # the computation just used it
+    files: dict[str, bytes] = {
+        "computation.json": _json(energy.model_dump(mode="json")),
+        "topology.json": _json(topo.model_dump(mode="json")),
+        "batches.json": _json(
+            [r.model_dump(mode="json") for r in batches.batches(start=start, end=end)]
+        ),
+        "factors.json": _json([f.to_json() for f in _factor_registry(batches).records()]),
+        "keys.json": _json(
+            [
+                {
+                    "gateway": k.gateway,
+                    "kid": k.kid,
+                    "alg": k.alg,
+                    "public_key": public_pem(k.material),
+                    "retired_at": None if k.retired_at is None else to_wire(k.retired_at),
+                }
+                for k in registry.gateway_keys()
+                if k.alg == ED25519
+            ]
+        ),
+    }
+    doc = topo.topology
+    meters = sorted(
+        {m for a, _, _ in doc.topology.active(start, end) for m in (a.meter_id, *a.sub_meters)}
+    )
+    devices: dict[str, Any] = {}
+    db = sqlite3.connect(f"file:{batches.path}?mode=ro", uri=True, timeout=30)
+    try:
+        for m in meters:
+            record = registry.device(m)
+            devices[m] = None if record is None else record.model_dump(mode="json")
+            for c in registry.certificates(m):
+                cert = c.certificate
+                name = f"certificates/{safe_name(cert.certificate_id)}-v{cert.version}.json"
+                files[name] = _json(c.model_dump(mode="json"))
+            qty = doc.settings(m).quantity
+            if qty is None and record is not None:
+                qty = COUNTER_OF_MEDIUM[record.spec.medium]
+            if qty is None:
+                continue  # the computation would have refused such a meter
+            files[f"messages/{safe_name(m)}.jsonl"] = _lines(
+                _messages(db, m, qty, start, end), f"messages of {m}"
+            )
+            events = db.execute(
+                "SELECT payload FROM events WHERE device = ? ORDER BY gateway, id", (m,)
+            ).fetchall()
+            files[f"events/{safe_name(m)}.jsonl"] = _lines(
+                (bytes(r[0]) for r in events), f"events of {m}"
+            )
+    finally:
+        db.close()
+    files["devices.json"] = _json(devices)
+    return files
+
+
+def _messages(
+    db: sqlite3.Connection, meter: str, qty: str, start: datetime, end: datetime
+) -> list[bytes]:
+    """The messages over the readings CounterStore.counter reads: [start, end] widened to the
+    nearest usable reading on each side."""
+    usable = f"quality IN ({', '.join('?' * len(USABLE))}) AND value IS NOT NULL"
+    where = f"device = ? AND quantity = ? AND {usable}"
+    lo = db.execute(
+        f"SELECT max(ts) FROM readings WHERE {where} AND ts < ?",
+        (meter, qty, *USABLE, to_wire(start)),
+    ).fetchone()[0]
+    hi = db.execute(
+        f"SELECT min(ts) FROM readings WHERE {where} AND ts >= ?",
+        (meter, qty, *USABLE, to_wire(end)),
+    ).fetchone()[0]
+    rows = db.execute(
+        "SELECT payload FROM messages WHERE device = ? AND ts >= ? AND ts <= ? ORDER BY seq",
+        (meter, lo or to_wire(start), hi or to_wire(end)),
+    ).fetchall()
+    return [bytes(r[0]) for r in rows]
+
+
+def _factor_registry(batches: SqliteBatches) -> FactorRegistry:
+    """The records footprints use: built-in and stored (collector/factors/store.py)."""
+    store = SqliteFactors(batches.path)
+    try:
+        return store.registry()
+    finally:
+        store.close()

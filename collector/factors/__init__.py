@@ -1,0 +1,1 @@
+"""User emission factor records: the model and their append-only store."""

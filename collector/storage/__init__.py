@@ -1,1 +1,0 @@
-"""Storage port and its adapters."""
