@@ -23,6 +23,7 @@ demo: $(VENV)/.installed
 ## make test: lint, type check and the whole test suite (unit, integration, end to end)
 test: $(VENV)/.installed lint
 	@scripts/ensure-mosquitto
+	@scripts/ensure-postgres
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from metertrace.broker import find_mosquitto, mosquitto_conf
+from tests.databases import ENGINES, Databases
 from tests.helpers import free_port, port_open, wait_for
 
 MOSQUITTO_HINT = (
@@ -74,3 +75,17 @@ def own_broker(tmp_path: Path) -> Iterator[Broker]:
 def uid() -> str:
     """A unique suffix so tests sharing a broker never see each other's topics."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(params=ENGINES)
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databases]:
+    """Databases of each engine in turn (the test runs once on SQLite, once on PostgreSQL)."""
+    dbs = Databases(request.param, tmp_path, request.node.name[:12])
+    yield dbs
+    dbs.cleanup()
+
+
+@pytest.fixture
+def db_url(databases: Databases) -> str:
+    """A fresh, empty database: a SQLite file, then a PostgreSQL database of its own."""
+    return databases.new()

@@ -147,6 +147,14 @@ def database(url: str) -> Database:
         return db
 
 
+def close_database(url: str) -> None:
+    """Dispose of the process's engine for a URL (its pooled connections are closed)."""
+    with _OPEN_LOCK:
+        db = _OPEN.pop(normalise_url(url), None)
+    if db is not None:
+        db.dispose()
+
+
 # --- legacy: raw sqlite3 connections, until every store runs on Database ------------------------
 import sqlite3  # noqa: E402
 
