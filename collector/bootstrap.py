@@ -10,14 +10,15 @@ from fastapi import FastAPI
 from collector.api.app import create_app
 from collector.api.auth import Authenticator
 from collector.api.deps import Services
-from collector.batches.store import SqliteBatches
+from collector.batches.store import BatchStore
 from collector.config import CollectorConfig
-from collector.factors.store import SqliteFactors
+from collector.db import open_database
+from collector.factors.store import FactorStore
 from collector.ingest.consumer import MqttConsumer
 from collector.ingest.trust import KeyRing
-from collector.ledger.store import SqliteStore
+from collector.ledger.store import LedgerStore
 from collector.metrology.calibration_sets import CalibrationService
-from collector.metrology.registry_store import SqliteRegistry
+from collector.metrology.registry_store import RegistryStore
 from device_profiles import find_profile
 from metertrace.config import ConfigError
 from metertrace.signing import SigningKeyError, load_or_create_ed25519, public_key_path
@@ -28,14 +29,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class Collector:
     config: CollectorConfig
-    store: SqliteStore
+    store: LedgerStore
     consumer: MqttConsumer
     app: FastAPI
 
 
 def bootstrap(config: CollectorConfig) -> Collector:
-    store = SqliteStore(config.database.path)
-    registry = SqliteRegistry(config.database.path)
+    db = open_database(config.database.resolved_url)
+    store = LedgerStore(db)
+    registry = RegistryStore(db)
     for i, gw in enumerate(config.gateways):
         for j, d in enumerate(gw.devices):
             try:
@@ -69,7 +71,7 @@ def bootstrap(config: CollectorConfig) -> Collector:
         on_start=consumer.start,
         on_stop=consumer.stop,
     )
-    app.state.batches = SqliteBatches(config.database.path)  # batches and topology
-    app.state.factors = SqliteFactors(config.database.path)  # users' emission factor records
+    app.state.batches = BatchStore(db)  # batches and topology
+    app.state.factors = FactorStore(db)  # users' emission factor records
     app.state.signer = signer  # signs the evidence bundles' manifests too
     return Collector(config, store, consumer, app)

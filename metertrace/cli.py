@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import __version__, cli_batches, cli_calibration, cli_factors
+from . import __version__, cli_batches, cli_calibration, cli_db, cli_factors
 
 _EXTRA_OF = {
     "pymodbus": "agent",
@@ -25,6 +25,9 @@ _EXTRA_OF = {
     "uvicorn": "collector",
     "numpy": "collector",
     "influxdb_client": "collector",
+    "sqlalchemy": "collector",
+    "alembic": "collector",
+    "psycopg": "collector",
 }
 
 
@@ -92,8 +95,9 @@ def cmd_collector_serve(args: argparse.Namespace) -> None:
         return
     # The PACT host on a port of its own (HTTPS when configured), next to the collector API.
     pact_app = _need("collector.footprints.app", "collector")
+    db = _need("collector.db", "collector").open_database(config.database.resolved_url)
     source = _need("collector.footprints.batch_source", "collector").open_batch_source(
-        config.database.path, config.pact.footprints
+        db, config.pact.footprints
     )
     app = pact_app.pact_app(source, config.pact)
     api = uvicorn.Config(collector.app, host=config.api.host, port=config.api.port, log_level=level)
@@ -216,8 +220,9 @@ def cmd_gateway_enrol(args: argparse.Namespace) -> None:
 
     config_mod = _need("collector.config", "collector")
     reg_mod = _need("collector.metrology.registry_store", "collector")
+    db_mod = _need("collector.db", "collector")
     config = load_config(args.config, config_mod.CollectorConfig)
-    registry = reg_mod.SqliteRegistry(config.database.path)
+    registry = reg_mod.RegistryStore(db_mod.open_database(config.database.resolved_url))
     try:
         key = registry.enrol_key(
             args.gateway,
@@ -228,8 +233,6 @@ def cmd_gateway_enrol(args: argparse.Namespace) -> None:
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    finally:
-        registry.close()
     print(
         f"enrolled {key.kid} for gateway {args.gateway}; a running collector picks it up "
         "with the first message signed by it"
@@ -302,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp = col.add_parser("pubkey", help="print the collector's public key (for the gateways)")
     cp.add_argument("-c", "--config", required=True, type=Path, help="collector.yaml")
     cp.set_defaults(func=cmd_collector_pubkey)
+    cli_db.add_parser(col)
 
     sim = sub.add_parser("sim", help="simulated meters").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -421,9 +425,22 @@ def main(argv: list[str] | None = None) -> None:
         KeyFileError,
         cli_calibration.ApiError,
         cli_batches.BatchCommandError,
+        cli_db.DbCommandError,
     ) as exc:
         print(f"metertrace: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as exc:
+        if not _is_schema_error(exc):
+            raise
+        print(f"metertrace: error: {exc}", file=sys.stderr)  # e.g. `collector serve` on 0.1.0's
+        raise SystemExit(2) from None
+
+
+def _is_schema_error(exc: Exception) -> bool:
+    """collector.db's SchemaError (a database at another schema than this release's), known
+    without importing the collector where only the agent is installed."""
+    migrate = sys.modules.get("collector.db.migrate")
+    return migrate is not None and isinstance(exc, migrate.SchemaError)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ adds the plant's `footprints:` settings, a database, a gateway with its HMAC key
 writes collector.yaml. Then it fills the database as the plant would: meters, a calibration
 certificate, the topology and the batches through the collector's own API (the app `collector
 serve` runs, in-process), and counter readings as signed gateway messages judged by
-collector.ingest.rules and stored by SqliteStore, as the MQTT consumer does.
+collector.ingest.rules and stored by LedgerStore, as the MQTT consumer does.
 
 The plant (Asia/Shanghai; hours from 2026-03-10 00:00 UTC; counters read every 10 min, rising
 at constant rates; declared unit: kWh of cell capacity):
@@ -35,10 +35,11 @@ from fastapi.testclient import TestClient
 
 from collector.bootstrap import bootstrap
 from collector.config import CollectorConfig
+from collector.db import open_database
 from collector.ingest.rules import Accepted, Rejected, judge
 from collector.ingest.trust import KeyRing
 from collector.ledger.port import Outcome
-from collector.metrology.registry_store import SqliteRegistry
+from collector.metrology.registry_store import RegistryStore
 from edge_agent.messages import MessageSigner
 from metertrace.config import load_config
 from metertrace.keys import create_key, read_key
@@ -163,7 +164,7 @@ def seed(config_file: Path) -> None:
     call(api, "POST", "/api/v1/batches", 201, json=batches)
 
     signer = MessageSigner(GATEWAY, HmacSigner(read_key(gw.key_file), kid=GATEWAY))
-    trust = KeyRing(config, SqliteRegistry(config.database.path)).current()
+    trust = KeyRing(config, RegistryStore(open_database(config.database.resolved_url))).current()
     for device, (_, _, quantity, unit, rate, start, _) in METERS.items():
         prev, accepted = GENESIS, []
         for seq in range(1, round(HOURS / STEP_H) + 2):

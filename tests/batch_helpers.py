@@ -1,5 +1,5 @@
-"""A collector app over real SQLite, with readings fed through the real ingest path (signed
-messages judged by collector.ingest.rules, stored by SqliteStore), for the batch tests."""
+"""A collector app over a real database, with readings fed through the real ingest path (signed
+messages judged by collector.ingest.rules, stored by LedgerStore), for the batch tests."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from collector.batches.store import SqliteBatches
+from collector.batches.store import BatchStore
+from collector.db import Database, open_database
 from collector.ingest.rules import Accepted, AcceptedEvent, GatewayKey, Trust, judge
-from collector.ledger.store import SqliteStore
+from collector.ledger.store import LedgerStore
 from edge_agent.counter_quality import CounterNotice
 from edge_agent.counters import CounterEvent, EventKind
 from edge_agent.messages import MessageSigner
@@ -48,8 +49,8 @@ def hdr(who: str) -> dict[str, str]:
 @dataclass
 class Plant:
     client: TestClient
-    store: SqliteStore
-    db: Path
+    store: LedgerStore
+    db: Database
 
     def ingest(
         self,
@@ -90,12 +91,13 @@ class Plant:
         self.store.ingest_events([judged])
 
 
-def plant(tmp_path: Path) -> Plant:
-    db = tmp_path / "collector.db"
-    store = SqliteStore(db)
+def plant(db_url: str) -> Plant:
+    """The app over the (empty) database at db_url."""
+    db = open_database(db_url)
+    store = LedgerStore(db)
     store.register_gateway(GATEWAY, key_id=GATEWAY)
     app = api_app(db, TOKENS, store)
-    app.state.batches = SqliteBatches(db)  # as bootstrap() does
+    app.state.batches = BatchStore(db)  # as bootstrap() does
     return Plant(TestClient(app), store, db)
 
 

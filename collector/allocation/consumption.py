@@ -26,6 +26,9 @@ from collector.allocation.timebase import from_epoch_s
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
+# A step longer than this many poll intervals is a gap. The ledger's rollups thin out only
+# buckets without one (collector/ledger/rollups.py), so both must use the same factor.
+GAP_FACTOR = 3.0
 _EMPTY = np.zeros(0)
 
 
@@ -192,7 +195,7 @@ def _event_steps(r: CounterReadings, t: F64, v: F64) -> tuple[dict[int, float], 
     return corr, unknown
 
 
-def prepare(readings: CounterReadings, *, gap_factor: float = 3.0) -> CounterSeries:
+def prepare(readings: CounterReadings, *, gap_factor: float = GAP_FACTOR) -> CounterSeries:
     """Unwrap a meter's counter and locate its gaps and unknown steps (O(n), a few passes)."""
     r = readings
     t, v = r.usable()
@@ -211,7 +214,9 @@ def prepare(readings: CounterReadings, *, gap_factor: float = 3.0) -> CounterSer
             f"reading times must strictly increase; {from_epoch_s(float(t[k])).isoformat()} is "
             f"followed by {from_epoch_s(float(t[k + 1])).isoformat()} (de-duplicate and sort)",
         )
-    gap_steps = np.flatnonzero(dt > gap_factor * r.poll_interval_s) + 1
+    # a step the store thinned out (rollups) is known to hold no gap, whatever its length
+    gap_steps = np.flatnonzero((dt > gap_factor * r.poll_interval_s) & ~r.continuous_steps()[1:])
+    gap_steps += 1
     del dt
     corr, unknown = _event_steps(r, t, v)
     steps = np.array(sorted(corr), dtype=np.int64)

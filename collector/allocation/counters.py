@@ -87,6 +87,10 @@ class CounterReadings:
     A backward step of at most max(jitter, jitter_rel·value) with no event is the meter's own
     rounding (the agent passes those as good); a larger one makes that step's consumption
     unknown.
+
+    `continuous[i]`, when given, says the step from reading i−1 to i is known to hold no gap:
+    the store left out the readings between because they change nothing (the ledger's rollups,
+    collector/ledger/rollups.py), so that step is not judged as a gap by its length.
     """
 
     meter_id: str
@@ -99,6 +103,7 @@ class CounterReadings:
     events: tuple[CounterEvent, ...] = ()
     jitter: float = 0.0
     jitter_rel: float = 2.0**-22  # two float32 steps
+    continuous: NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         n = self.t.shape
@@ -107,13 +112,35 @@ class CounterReadings:
                 f"meter {self.meter_id}: t, value and quality must be 1-D of one length, got "
                 f"{self.t.shape}, {self.value.shape}, {self.quality.shape}"
             )
+        if self.continuous is not None and self.continuous.shape != n:
+            raise ValueError(
+                f"meter {self.meter_id}: continuous must have one flag per reading, got "
+                f"{self.continuous.shape} for {n}"
+            )
         if not self.poll_interval_s > 0:
             raise ValueError(f"meter {self.meter_id}: poll_interval_s must be > 0")
 
     def usable(self) -> tuple[F64, F64]:
         """Times and values of the readings that carry a valid counter value (no copy if all)."""
-        mask = _USABLE_LUT[self.quality]
-        mask &= ~np.isnan(self.value)
+        mask = self._usable_mask()
         if mask.all():
             return self.t, self.value
         return self.t[mask], self.value[mask]
+
+    def _usable_mask(self) -> NDArray[np.bool_]:
+        mask: NDArray[np.bool_] = _USABLE_LUT[self.quality]
+        mask &= ~np.isnan(self.value)
+        return mask
+
+    def continuous_steps(self) -> NDArray[np.bool_]:
+        """Per usable reading: the step to it from the previous usable one holds no gap for
+        sure (all False where the store gave every reading)."""
+        mask = self._usable_mask()
+        kept = np.flatnonzero(mask)
+        if self.continuous is None:
+            return np.zeros(kept.size, dtype=bool)
+        # a step over left-out readings is continuous only if every step it spans is
+        broken = np.cumsum(~self.continuous)
+        out = np.zeros(kept.size, dtype=bool)
+        out[1:] = broken[kept[1:]] == broken[kept[:-1]]
+        return out

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from collector.allocation.allocation import AllocationError, MeterShares, split_meter
 from collector.allocation.batch_table import BatchTable
-from collector.allocation.consumption import CounterSeries, prepare
+from collector.allocation.consumption import GAP_FACTOR, CounterSeries, prepare
 from collector.allocation.counters import CounterReadings
 from collector.allocation.method_text import describe
 from collector.allocation.timebase import epoch_s, from_epoch_s
@@ -306,7 +306,7 @@ def allocate(
     start: datetime,
     end: datetime,
     *,
-    gap_factor: float = 3.0,
+    gap_factor: float = GAP_FACTOR,
 ) -> Allocation:
     """Allocate every meter of the topology over [start, end) to the batches."""
     _check_period(start, end)

@@ -20,14 +20,14 @@ from collector.api.routes import (
     readings,
 )
 from collector.api.routes import registry as registry_routes
-from collector.metrology.registry_store import SqliteRegistry
+from collector.metrology.registry_store import RegistryStore
 from metertrace import __version__
 
 
 def create_app(
     services: Services,
     *,
-    registry: SqliteRegistry,
+    registry: RegistryStore,
     auth: Authenticator,
     on_calibration_change: Callable[[str], None] | None = None,
     on_start: Callable[[], None] | None = None,

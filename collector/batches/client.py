@@ -3,7 +3,7 @@ here.
 
 Both clients offer the same operations, so the commands behave the same either way: over
 HTTP (--url, --token) they go through the API with its roles; with -c collector.yaml they write
-the collector's SQLite file directly (on the collector host, like `metertrace gateway enrol`).
+the collector's database directly (on the collector host, like `metertrace gateway enrol`).
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from typing import Any, Protocol
 from collector.batches.energy_service import BatchEnergyService, EnergyUnavailable, NotFound
 from collector.batches.model import Batch
 from collector.batches.period import PeriodError
-from collector.batches.store import BatchConflict, Conflict, RecordResult, SqliteBatches
+from collector.batches.store import BatchConflict, BatchStore, Conflict, RecordResult
 from collector.batches.topology_file import TopologyError, parse_topology
 from collector.config import CollectorConfig
+from collector.db import open_database
 from collector.factors.model import FactorError
-from collector.factors.store import NewFactor, SqliteFactors, parse_input
+from collector.factors.store import FactorStore, NewFactor, parse_input
 from collector.ledger.counter_readings import CounterStore
-from collector.metrology.registry_store import SqliteRegistry
+from collector.metrology.registry_store import RegistryStore
 from metertrace.config import load_config
 from metertrace.timeutil import parse_utc, utcnow
 
@@ -135,10 +136,11 @@ class LocalClient:
     def __init__(self, config_path: Path, actor: str) -> None:
         config = load_config(config_path, CollectorConfig)
         self.actor = actor
-        self.batches = SqliteBatches(config.database.path)
-        self.registry = SqliteRegistry(config.database.path)
-        self.counters = CounterStore(config.database.path)
-        self.factor_store = SqliteFactors(config.database.path)
+        db = open_database(config.database.resolved_url)
+        self.batches = BatchStore(db)
+        self.registry = RegistryStore(db)
+        self.counters = CounterStore(db)
+        self.factor_store = FactorStore(db)
 
     def record(self, batches: Sequence[Batch], *, supersede: bool, source: str) -> RecordResult:
         return self.batches.record(
@@ -181,10 +183,7 @@ class LocalClient:
         return out.model_dump(mode="json")
 
     def close(self) -> None:
-        self.batches.close()
-        self.registry.close()
-        self.counters.close()
-        self.factor_store.close()
+        pass  # the stores share the process's Database, which outlives the client
 
 
 EXPORT_COLUMNS = (

@@ -13,12 +13,13 @@ accounting_period.py.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from collector.allocation.counters import CounterReadings
 from collector.allocation.energy import Allocation, allocate
+from collector.allocation.topology import Topology
 from collector.allocation.uncertainty import MeterUncertainty
 from collector.batches.energy_out import (
     BatchEnergyOut,
@@ -30,14 +31,15 @@ from collector.batches.energy_out import (
     medium_out,
 )
 from collector.batches.metrology import MetrologyError, meter_uncertainty, register_step
+from collector.batches.model import Batch
 from collector.batches.period import PeriodError, choose_period, requested_period
-from collector.batches.store import BatchRecord, SqliteBatches, TopologyRecord
+from collector.batches.store import BatchRecord, BatchStore, TopologyRecord
 from collector.batches.topology_file import COUNTER_OF_MEDIUM
 from collector.ledger.counter_readings import CounterStore
 from collector.metrology.calibration import validity_window
 from collector.metrology.certificates import StoredCertificate
 from collector.metrology.registry import DeviceRecord
-from collector.metrology.registry_store import SqliteRegistry
+from collector.metrology.registry_store import RegistryStore
 from device_profiles.vocabulary import VOCABULARY
 
 
@@ -138,7 +140,7 @@ class _Meter:
 
 class BatchEnergyService:
     def __init__(
-        self, batches: SqliteBatches, registry: SqliteRegistry, counters: CounterStore
+        self, batches: BatchStore, registry: RegistryStore, counters: CounterStore
     ) -> None:
         self.batches, self.registry, self.counters = batches, registry, counters
 
@@ -195,7 +197,7 @@ class BatchEnergyService:
         records = self.batches.batches(start=period.start, end=period.end)
         batches = [r.batch for r in records]
         try:
-            meters = self._meters(topo, period)
+            meters = self._meters(topo, period, batches)
         except ValueError as exc:  # the domain's errors (metrology, counters, ...)
             raise EnergyUnavailable(str(exc)) from None
         # Only the calibration terms depend on the batch (its run decides the certificate in
@@ -254,8 +256,11 @@ class BatchEnergyService:
             closures=[] if first is None else [closure_out(c) for c in first.closures()],
         )
 
-    def _meters(self, topo: TopologyRecord, period: PeriodOut) -> list[_Meter]:
+    def _meters(
+        self, topo: TopologyRecord, period: PeriodOut, batches: Sequence[Batch]
+    ) -> list[_Meter]:
         doc = topo.topology
+        cuts = _cuts(doc.topology, period, batches)
         ids = sorted(
             {m for a, _, _ in doc.topology.active(period.start, period.end)
              for m in (a.meter_id, *a.sub_meters)}
@@ -277,7 +282,8 @@ class BatchEnergyService:
                     f"meter {m} is registered as {device.spec.medium} but the topology reads "
                     f"{qty}; correct meters.{m}.quantity"
                 )
-            r = self.counters.counter(m, qty, period.start, period.end)
+            # only what the allocation evaluates: the counter at this meter's cuts
+            r = self.counters.counter_at(m, qty, period.start, period.end, cuts[m])
             resolution = settings.resolution
             if resolution is None:
                 if device is None:
@@ -298,3 +304,24 @@ def _unrated(meters: list[_Meter], key: tuple[int, ...]) -> str | None:
         (why for m, i in zip(meters, key, strict=True) if isinstance(why := m.ratings[i], str)),
         None,
     )
+
+
+def _cuts(
+    topology: Topology, period: PeriodOut, batches: Sequence[Batch]
+) -> dict[str, list[datetime]]:
+    """Per meter, every instant at which the allocation evaluates its counter: the period's
+    edges, its assignments' windows, and the starts and ends (clipped to the window) of the
+    batches on the lines it serves, as a main or sub-meter (allocation.split_meter)."""
+    by_line: dict[str, list[Batch]] = {}
+    for b in batches:
+        by_line.setdefault(b.line, []).append(b)
+    out: dict[str, set[datetime]] = {}
+    for a, w0, w1 in topology.active(period.start, period.end):
+        at = {period.start, period.end, w0, w1}
+        for line in a.lines:
+            for b in by_line.get(line, ()):
+                if b.start < w1 and b.end > w0:
+                    at |= {max(b.start, w0), min(b.end, w1)}
+        for m in (a.meter_id, *a.sub_meters):
+            out.setdefault(m, {period.start, period.end}).update(at)
+    return {m: sorted(x) for m, x in out.items()}

@@ -2,14 +2,13 @@
 
 The rows are checked first (batch_csv.py), with a progress line on stderr; any problem stops the
 import before anything is written, unless --skip-bad-rows, which records the good rows and lists
-the skipped ones. The batches are then recorded in one transaction (storage/batches_sqlite.py):
+the skipped ones. The batches are then recorded in one transaction (collector/batches/store.py):
 the same batch again is a no-op, a changed one is refused unless --supersede.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -17,38 +16,7 @@ from typing import Protocol, TextIO
 from collector.batches.csv_format import count_rows, parse_csv, report
 from collector.batches.model import Batch
 from collector.batches.store import BatchConflict, RecordResult
-
-
-class Progress:
-    """A one-line progress report on a stream (stderr), redrawn with \\r at most every 0.1 s.
-
-    When the stream is not a terminal only the final line is written, so logs stay readable."""
-
-    def __init__(
-        self, label: str, total: int, stream: TextIO | None = None, live: bool | None = None
-    ):
-        self.label, self.total = label, total
-        self.stream = sys.stderr if stream is None else stream  # the current one, not at import
-        self.live = self.stream.isatty() if live is None else live
-        self._last = 0.0
-        self.done_count = 0
-
-    def _line(self) -> str:
-        pct = 100.0 * self.done_count / self.total if self.total else 100.0
-        return f"{self.label}: {self.done_count}/{self.total} rows ({pct:.0f} %)"
-
-    def update(self, done: int) -> None:
-        self.done_count = done
-        now = time.monotonic()
-        if self.live and (now - self._last >= 0.1 or done == self.total):
-            self._last = now
-            self.stream.write("\r" + self._line())
-            self.stream.flush()
-
-    def finish(self, note: str = "") -> None:
-        end = f" {note}" if note else ""
-        self.stream.write(("\r" if self.live else "") + self._line() + end + "\n")
-        self.stream.flush()
+from metertrace.progress import Progress
 
 
 class ImportFailed(Exception):

@@ -19,10 +19,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -69,6 +70,8 @@ class Database:
         self.url = normalise_url(url)
         u = make_url(self.url)
         self.dialect = u.get_backend_name()
+        # the read transaction open in this thread (or task), which a nested read() joins
+        self._reading: ContextVar[Connection | None] = ContextVar(f"read {self.url}", default=None)
         if self.dialect == "sqlite":
             assert u.database is not None
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
@@ -91,14 +94,25 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """One read transaction: every query in it sees the same snapshot."""
+        """One read transaction: every query in it sees the same snapshot.
+
+        A read() inside another one (same thread or task) joins it: a caller that needs several
+        stores' reads from one snapshot (an evidence bundle) opens the outer read itself."""
+        outer = self._reading.get()
+        if outer is not None:
+            yield outer
+            return
         with self.engine.connect() as conn, conn.begin():
             if self.dialect == "postgresql":
                 # one snapshot for the whole transaction, as SQLite's WAL read gives
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield conn
+            token = self._reading.set(conn)
+            try:
+                yield conn
+            finally:
+                self._reading.reset(token)
 
-    def insert(self, table: Table) -> Insert:
+    def insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
         """An INSERT that can take ON CONFLICT, in this engine's dialect."""
         if self.dialect == "postgresql":
             return postgresql.insert(table)
@@ -153,21 +167,3 @@ def close_database(url: str) -> None:
         db = _OPEN.pop(normalise_url(url), None)
     if db is not None:
         db.dispose()
-
-
-# --- legacy: raw sqlite3 connections, until every store runs on Database ------------------------
-import sqlite3  # noqa: E402
-
-
-def connect(path: Path, schema: str | None = None) -> sqlite3.Connection:
-    """A connection to path; with a schema, the file is created (WAL) and the schema applied."""
-    if schema is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(
-        path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S
-    )
-    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
-    if schema is not None:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(schema)
-    return db

@@ -130,6 +130,24 @@ events = Table(
     Column("payload", LargeBinary, nullable=False),
     Index("events_by_device", "device", "first_seq"),
 )
+# A meter's usable readings per 15 minutes (collector/ledger/rollups.py): derived from
+# `readings`, kept in step with ingest, rebuildable from it (`metertrace collector db rollups`);
+# so not append-only. Times in µs; dirty: merged out of order, steps unknown, read raw.
+counter_rollups = Table(
+    "counter_rollups",
+    metadata,
+    Column("device", Key, primary_key=True),
+    Column("quantity", Key, primary_key=True),
+    Column("bucket", Micros, primary_key=True),
+    Column("first_ts", Micros, nullable=False),
+    Column("first_value", Double, nullable=False),
+    Column("last_ts", Micros, nullable=False),
+    Column("last_value", Double, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Column("max_dt", Micros, nullable=False),
+    Column("min_dv", Double),
+    Column("dirty", Integer, nullable=False),
+)
 # Running totals that are not rows of their own (the duplicates ignored).
 counters = Table(
     "counters",

@@ -20,21 +20,22 @@ import hashlib
 import io
 import json
 import re
-import sqlite3
 import zipfile
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection, select
+
 from collector.batches.energy_out import BatchEnergyOut
 from collector.batches.energy_service import BatchEnergyService
-from collector.batches.store import SqliteBatches
+from collector.batches.store import BatchStore
 from collector.batches.topology_file import COUNTER_OF_MEDIUM
+from collector.db.schema import events, messages
 from collector.evidence.signature import MANIFEST, PUBLIC_KEY, SIGNATURE, sign_manifest
-from collector.factors.model import FactorRegistry
-from collector.factors.store import SqliteFactors
-from collector.ledger.counter_readings import USABLE, CounterStore
-from collector.metrology.registry_store import SqliteRegistry
+from collector.factors.store import FactorStore
+from collector.ledger.counter_readings import CounterStore, usable_span
+from collector.metrology.registry_store import RegistryStore
 from metertrace import __version__
 from metertrace.ed25519_pem import public_pem
 from metertrace.signing import ED25519, Ed25519Signer
@@ -72,8 +73,8 @@ def _lines(payloads: Iterable[bytes], what: str) -> bytes:
 def build_bundle(
     batch_id: str,
     *,
-    batches: SqliteBatches,
-    registry: SqliteRegistry,
+    batches: BatchStore,
+    registry: RegistryStore,
     signer: Ed25519Signer,
     period_start: datetime | None = None,
     period_end: datetime | None = None,
@@ -82,15 +83,13 @@ def build_bundle(
 ) -> bytes:
     """The zip, as bytes, its manifest signed by `signer` (the collector's key). Raises
     batch_energy's NotFound/PeriodError/EnergyUnavailable."""
-    counters = CounterStore(batches.path)
-    try:
-        energy = BatchEnergyService(batches, registry, counters).energy(
+    # One snapshot for the computation and all it is bundled with: the stores' reads join it.
+    with batches.db.read() as conn:
+        energy = BatchEnergyService(batches, registry, CounterStore(batches.db)).energy(
             batch_id, period_start=period_start, period_end=period_end, tz=tz,
             topology_version=topology_version,
         )  # fmt: skip
-    finally:
-        counters.close()
-    files = _files(energy, batches, registry)
+        files = _files(conn, energy, batches, registry)
     files[PUBLIC_KEY] = signer.public_pem().encode()
     manifest = {
         "format": FORMAT,
@@ -110,7 +109,7 @@ def build_bundle(
 
 
 def _files(
-    energy: BatchEnergyOut, batches: SqliteBatches, registry: SqliteRegistry
+    conn: Connection, energy: BatchEnergyOut, batches: BatchStore, registry: RegistryStore
 ) -> dict[str, bytes]:
     start, end = energy.period.start, energy.period.end
     topo = batches.topology(energy.topology_version)
@@ -121,7 +120,8 @@ def _files(
         "batches.json": _json(
             [r.model_dump(mode="json") for r in batches.batches(start=start, end=end)]
         ),
-        "factors.json": _json([f.to_json() for f in _factor_registry(batches).records()]),
+        # the records footprints use: built-in and stored (collector/factors/store.py)
+        "factors.json": _json([f.to_json() for f in FactorStore(batches.db).registry().records()]),
         "keys.json": _json(
             [
                 {
@@ -141,61 +141,40 @@ def _files(
         {m for a, _, _ in doc.topology.active(start, end) for m in (a.meter_id, *a.sub_meters)}
     )
     devices: dict[str, Any] = {}
-    db = sqlite3.connect(f"file:{batches.path}?mode=ro", uri=True, timeout=30)
-    try:
-        for m in meters:
-            record = registry.device(m)
-            devices[m] = None if record is None else record.model_dump(mode="json")
-            for c in registry.certificates(m):
-                cert = c.certificate
-                name = f"certificates/{safe_name(cert.certificate_id)}-v{cert.version}.json"
-                files[name] = _json(c.model_dump(mode="json"))
-            qty = doc.settings(m).quantity
-            if qty is None and record is not None:
-                qty = COUNTER_OF_MEDIUM[record.spec.medium]
-            if qty is None:
-                continue  # the computation would have refused such a meter
-            files[f"messages/{safe_name(m)}.jsonl"] = _lines(
-                _messages(db, m, qty, start, end), f"messages of {m}"
-            )
-            events = db.execute(
-                "SELECT payload FROM events WHERE device = ? ORDER BY gateway, id", (m,)
-            ).fetchall()
-            files[f"events/{safe_name(m)}.jsonl"] = _lines(
-                (bytes(r[0]) for r in events), f"events of {m}"
-            )
-    finally:
-        db.close()
+    for m in meters:
+        record = registry.device(m)
+        devices[m] = None if record is None else record.model_dump(mode="json")
+        for c in registry.certificates(m):
+            cert = c.certificate
+            name = f"certificates/{safe_name(cert.certificate_id)}-v{cert.version}.json"
+            files[name] = _json(c.model_dump(mode="json"))
+        qty = doc.settings(m).quantity
+        if qty is None and record is not None:
+            qty = COUNTER_OF_MEDIUM[record.spec.medium]
+        if qty is None:
+            continue  # the computation would have refused such a meter
+        files[f"messages/{safe_name(m)}.jsonl"] = _lines(
+            _messages(conn, m, qty, start, end), f"messages of {m}"
+        )
+        stored = conn.scalars(
+            select(events.c.payload)
+            .where(events.c.device == m)
+            .order_by(events.c.gateway, events.c.id)
+        )
+        files[f"events/{safe_name(m)}.jsonl"] = _lines((bytes(p) for p in stored), f"events of {m}")
     files["devices.json"] = _json(devices)
     return files
 
 
 def _messages(
-    db: sqlite3.Connection, meter: str, qty: str, start: datetime, end: datetime
+    conn: Connection, meter: str, qty: str, start: datetime, end: datetime
 ) -> list[bytes]:
     """The messages over the readings CounterStore.counter reads: [start, end] widened to the
     nearest usable reading on each side."""
-    usable = f"quality IN ({', '.join('?' * len(USABLE))}) AND value IS NOT NULL"
-    where = f"device = ? AND quantity = ? AND {usable}"
-    lo = db.execute(
-        f"SELECT max(ts) FROM readings WHERE {where} AND ts < ?",
-        (meter, qty, *USABLE, to_wire(start)),
-    ).fetchone()[0]
-    hi = db.execute(
-        f"SELECT min(ts) FROM readings WHERE {where} AND ts >= ?",
-        (meter, qty, *USABLE, to_wire(end)),
-    ).fetchone()[0]
-    rows = db.execute(
-        "SELECT payload FROM messages WHERE device = ? AND ts >= ? AND ts <= ? ORDER BY seq",
-        (meter, lo or to_wire(start), hi or to_wire(end)),
-    ).fetchall()
-    return [bytes(r[0]) for r in rows]
-
-
-def _factor_registry(batches: SqliteBatches) -> FactorRegistry:
-    """The records footprints use: built-in and stored (collector/factors/store.py)."""
-    store = SqliteFactors(batches.path)
-    try:
-        return store.registry()
-    finally:
-        store.close()
+    lo, hi = usable_span(conn, meter, qty, start, end)
+    payloads = conn.scalars(
+        select(messages.c.payload)
+        .where(messages.c.device == meter, messages.c.ts >= lo, messages.c.ts <= hi)
+        .order_by(messages.c.seq)
+    )
+    return [bytes(p) for p in payloads]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import tempfile
 import zipfile
 from collections import defaultdict
@@ -26,9 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from collector.batches.energy_service import BatchEnergyService
-from collector.batches.store import BatchRecord, SqliteBatches, TopologyRecord, batch_digest
+from collector.batches.store import BatchRecord, BatchStore, TopologyRecord, batch_digest
+from collector.db import open_database
+from collector.db.engine import close_database, sqlite_url
 from collector.evidence.signature import (
     MANIFEST,
     SIGNATURE,
@@ -39,10 +41,10 @@ from collector.evidence.signature import (
 from collector.ingest.rules import Accepted, AcceptedEvent
 from collector.ledger.chain import Link, verify_chain
 from collector.ledger.counter_readings import CounterStore
-from collector.ledger.store import SqliteStore
+from collector.ledger.store import LedgerStore
 from collector.metrology.certificates import StoredCertificate
 from collector.metrology.registry import DeviceRecord
-from collector.metrology.registry_store import SqliteRegistry
+from collector.metrology.registry_store import RegistryStore
 from metertrace.signing import EnrolledKey, SigningKeyError, load_public_pem, verify
 from metertrace.timeutil import parse_utc
 from metertrace.wire import EventMessage, Message, message_hash, signing_bytes
@@ -266,8 +268,9 @@ def _recompute(
     _digests(topo, records, claimed, report)
     with tempfile.TemporaryDirectory(prefix="metertrace-verify-") as tmp:
         db = Path(tmp) / "replay.db"
-        store, registry, batches = SqliteStore(db), SqliteRegistry(db), SqliteBatches(db)
-        counters = CounterStore(db)
+        replay = open_database(sqlite_url(db))
+        store, registry, batches = LedgerStore(replay), RegistryStore(replay), BatchStore(replay)
+        counters = CounterStore(replay)
         try:
             store.ingest(messages)
             store.ingest_events(events)
@@ -284,14 +287,12 @@ def _recompute(
                 batch_id, period_start=parse_utc(period["start"]),
                 period_end=parse_utc(period["end"]),
             ).model_dump(mode="json")  # fmt: skip
-        except (ValueError, LookupError, sqlite3.Error) as exc:  # incl. batch_energy's errors
+        # ValueError and LookupError include batch_energy's errors
+        except (ValueError, LookupError, SQLAlchemyError) as exc:
             report.fail("recomputation", "computation.json", "", f"failed: {exc}")
             return
         finally:
-            counters.close()
-            store.close()
-            registry.close()
-            batches.close()
+            close_database(replay.url)  # before its directory goes
     # bookkeeping the replay renumbers; checked against the records by _digests
     got |= {k: claimed.get(k) for k in ("period", "topology_version", "batch_version")}
     diffs = list(_diff(claimed, got, ""))

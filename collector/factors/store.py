@@ -1,4 +1,4 @@
-"""SQLite adapter for users' emission factor records, append-only.
+"""Storage of users' emission factor records, append-only.
 
 The built-in records (domain/factors.py) stay in code, always present as the first versions of
 their names. This table holds what users add: a new name from version 1, or the next version of
@@ -10,42 +10,27 @@ built-in records and then the stored ones, in the order they were added.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
 
-from collector.db.engine import connect
+from collector.db.engine import Database
+from collector.db.schema import factor_records
 from collector.factors.model import (
     BUILTIN,
     NO_SOURCE,
     Basis,
     EmissionFactor,
+    FactorConflict,
     FactorError,
     FactorRegistry,
     check_user_record,
 )
-from collector.metrology.registry_store import _Tx
 from metertrace.timeutil import parse_utc, to_wire
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS factor_records (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    supersedes TEXT,
-    body TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    recorded_by TEXT NOT NULL,
-    PRIMARY KEY (name, version)
-);
-CREATE TRIGGER IF NOT EXISTS factor_records_no_update BEFORE UPDATE ON factor_records
-BEGIN SELECT RAISE(ABORT, 'factor records are append-only: add a new version'); END;
-CREATE TRIGGER IF NOT EXISTS factor_records_no_delete BEFORE DELETE ON factor_records
-BEGIN SELECT RAISE(ABORT, 'factor records are append-only: add a new version'); END;
-"""
 
 
 def _cited(source: str) -> str:
@@ -143,30 +128,33 @@ def parse_input(body: Any) -> NewFactor | FactorOverride:
     raise FactorInputError(out)
 
 
-class SqliteFactors:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = connect(path, _SCHEMA)
-        self._lock = threading.Lock()
+def _load(conn: Connection) -> tuple[FactorRegistry, dict[str, datetime]]:
+    """(the built-in records then the stored ones, when each stored one was recorded)."""
+    # "In the order added" without a rowid (PostgreSQL has none): by time, and within one
+    # instant by name and version, so an override follows the record it supersedes.
+    rows = conn.execute(
+        select(factor_records.c.body, factor_records.c.recorded_at).order_by(
+            factor_records.c.recorded_at, factor_records.c.name, factor_records.c.version
+        )
+    ).all()
+    stored = [EmissionFactor.from_json(json.loads(r.body)) for r in rows]
+    at = {f.id: parse_utc(r.recorded_at) for f, r in zip(stored, rows, strict=True)}
+    return FactorRegistry([*BUILTIN, *stored]), at
 
-    def _load(self) -> tuple[FactorRegistry, dict[str, datetime]]:
-        """(the built-in records then the stored ones, when each stored one was recorded)."""
-        rows = self._db.execute(
-            "SELECT body, recorded_at FROM factor_records ORDER BY rowid"
-        ).fetchall()
-        stored = [EmissionFactor.from_json(json.loads(r[0])) for r in rows]
-        at = {f.id: parse_utc(r[1]) for f, r in zip(stored, rows, strict=True)}
-        return FactorRegistry([*BUILTIN, *stored]), at
+
+class FactorStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def registry(self) -> FactorRegistry:
         """The built-in records, then the stored ones in the order they were added."""
-        with self._lock:
-            return self._load()[0]
+        with self.db.read() as conn:
+            return _load(conn)[0]
 
     def records(self, name: str | None = None) -> list[FactorRecord]:
         """Every record (or every version of `name`), by name and version."""
-        with self._lock:
-            reg, at = self._load()
+        with self.db.read() as conn:
+            reg, at = _load(conn)
         chosen = [f for f in reg.records() if name is None or f.name == name]
         return [
             _out(f, current=reg.current(f.name).id == f.id, recorded_at=at.get(f.id))
@@ -206,20 +194,28 @@ class SqliteFactors:
         self, make: Callable[[FactorRegistry], EmissionFactor], at: datetime
     ) -> FactorRecord:
         """make(the registry as stored) -> the new record, added to it (so it is the next version)
-        and inserted in one transaction: a version cannot be taken twice."""
-        with _Tx(self._db, self._lock):
-            record = make(self._load()[0])
-            self._db.execute(
-                "INSERT INTO factor_records (name, version, supersedes, body, recorded_at, "
-                "recorded_by) VALUES (?, ?, ?, ?, ?, ?)",
-                (record.name, record.version, record.supersedes, json.dumps(record.to_json()),
-                 to_wire(at), record.created_by),
-            )  # fmt: skip
+        and inserted in one transaction: a version cannot be taken twice. (PostgreSQL: two
+        writers can both read version n; the primary key refuses the second n + 1.)"""
+        with self.db.write() as conn:
+            record = make(_load(conn)[0])
+            try:
+                conn.execute(
+                    insert(factor_records).values(
+                        name=record.name,
+                        version=record.version,
+                        supersedes=record.supersedes,
+                        body=json.dumps(record.to_json()),
+                        recorded_at=to_wire(at),
+                        recorded_by=record.created_by,
+                    )
+                )
+            except IntegrityError as exc:
+                raise FactorConflict(
+                    f"version: another record of factor {record.name} was stored as version "
+                    f"{record.version} meanwhile; reload its history and add the record again "
+                    f"(as version {record.version + 1})"
+                ) from exc
         return _out(record, current=True, recorded_at=parse_utc(to_wire(at)))
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
 
 def _out(f: EmissionFactor, *, current: bool, recorded_at: datetime | None) -> FactorRecord:

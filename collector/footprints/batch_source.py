@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
@@ -29,9 +28,10 @@ from collector.batches.energy_out import BatchEnergyOut
 from collector.batches.energy_service import BatchEnergyService, PeriodEnergy
 from collector.batches.model import Batch
 from collector.batches.period import calendar_months, choose_period
-from collector.batches.store import SqliteBatches
+from collector.batches.store import BatchStore
+from collector.db.engine import Database
 from collector.factors.model import EmissionFactor, FactorRegistry, emissions
-from collector.factors.store import SqliteFactors
+from collector.factors.store import FactorStore
 from collector.footprints.footprint_settings import FootprintSettings
 from collector.footprints.model import (
     CarbonFootprint,
@@ -41,7 +41,7 @@ from collector.footprints.model import (
 )
 from collector.footprints.published import PublishedFootprints
 from collector.ledger.counter_readings import CounterStore
-from collector.metrology.registry_store import SqliteRegistry
+from collector.metrology.registry_store import RegistryStore
 from metertrace.timeutil import to_wire, utcnow
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,8 @@ class BatchFootprintSource:
 
     def __init__(
         self,
-        batches: SqliteBatches,
-        registry: SqliteRegistry,
+        batches: BatchStore,
+        registry: RegistryStore,
         counters: CounterStore,
         settings: FootprintSettings,
         *,
@@ -119,13 +119,13 @@ class BatchFootprintSource:
     ) -> None:
         self.batches, self.settings, self.clock = batches, settings, clock
         self.service = BatchEnergyService(batches, registry, counters)
-        # None: built-in and stored records (factors_sqlite), read again at every refresh, so a
-        # user's override republishes the footprints that use it
+        # None: built-in and stored records (collector/factors/store.py), read again at every
+        # refresh, so a user's override republishes the footprints that use it
         self._given_factors = factors
-        self._factor_store = SqliteFactors(batches.path)
+        self._factor_store = FactorStore(batches.db)
         self.factors = factors or self._factor_store.registry()
         self.zone = ZoneInfo(settings.time_zone)
-        self.published = PublishedFootprints(batches.path)
+        self.published = PublishedFootprints(batches.db)
         self.problems: dict[str, str] = {}  # scope -> why it is not (re)published
         self._lock = threading.Lock()
         self._refreshed: datetime | None = None
@@ -319,6 +319,6 @@ class BatchFootprintSource:
         )
 
 
-def open_batch_source(db: Path, settings: FootprintSettings) -> BatchFootprintSource:
-    """The source over the collector's SQLite file (its own connections)."""
-    return BatchFootprintSource(SqliteBatches(db), SqliteRegistry(db), CounterStore(db), settings)
+def open_batch_source(db: Database, settings: FootprintSettings) -> BatchFootprintSource:
+    """The source over the collector's database."""
+    return BatchFootprintSource(BatchStore(db), RegistryStore(db), CounterStore(db), settings)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from collector.config import CollectorConfig
 from collector.ingest.rules import GatewayKey, Trust
-from collector.metrology.registry_store import SqliteRegistry
+from collector.metrology.registry_store import RegistryStore
 from metertrace.keys import read_key
 from metertrace.signing import enrolled_ed25519, load_public_pem
 
@@ -21,7 +21,7 @@ _CONFIG_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class KeyRing:
-    def __init__(self, config: CollectorConfig, registry: SqliteRegistry) -> None:
+    def __init__(self, config: CollectorConfig, registry: RegistryStore) -> None:
         self.config, self.registry = config, registry
         self._lock = threading.Lock()
         self._generation = -1

@@ -1,293 +1,222 @@
-"""SQLite adapter of the storage port (WAL, one writer, readers on their own connections)."""
+"""The ledger's adapter of the storage port, on the data layer (SQLite and PostgreSQL alike).
+
+Ingest is batched and idempotent: one write transaction per batch; each key's first offer goes
+in with one INSERT ... ON CONFLICT DO NOTHING RETURNING (executemany), and what came back says
+which offers were stored (collector/ledger/batch_outcomes.py judges the rest). A stored row is
+never overwritten: a different message under a stored key is a CONFLICT for the caller to
+quarantine.
+
+Two collectors writing the same stream into one PostgreSQL (READ COMMITTED): an INSERT that
+meets another transaction's uncommitted row with the same key waits for that transaction; if
+it commits, DO NOTHING applies and the statements after it (each with a fresh snapshot under
+READ COMMITTED) see the committed row and its hash; if it rolls back, the row is inserted. So
+each key is stored exactly once and every other offer is judged against what was stored, with
+no stronger isolation. Inserts are sorted by key so that all writers take the row locks in one
+order and cannot deadlock on them; a deadlock or serialization failure the server reports
+anyway aborts the whole transaction, which is then run again (collector/db/retry.py).
+"""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from collector.db.engine import connect
+from sqlalchemy import Connection, Table, func, select, tuple_
+
+from collector.db.engine import Database
+from collector.db.retry import write_retrying
+from collector.db.schema import (
+    counters,
+    devices,
+    events,
+    gateways,
+    late_duplicates,
+    messages,
+    quarantine,
+    readings,
+)
+from collector.db.times import from_micros, to_micros
 from collector.ingest.rules import Accepted, AcceptedEvent
+from collector.ledger import rollup_store
+from collector.ledger.batch_outcomes import first_offers, settle
+from collector.ledger.batch_outcomes import late_duplicates as find_late
 from collector.ledger.chain import Link
 from collector.ledger.port import DeviceRow, EventRow, Outcome, QuarantineRow, ReadingRow, Stats
 from metertrace.timeutil import parse_utc, to_wire, utcnow
 from metertrace.wire import CounterEventBody
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS gateways (
-    id TEXT PRIMARY KEY,
-    key_id TEXT NOT NULL,
-    registered_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS devices (
-    id TEXT PRIMARY KEY,
-    gateway TEXT NOT NULL REFERENCES gateways(id),
-    profile TEXT NOT NULL,
-    registered_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages (
-    device TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    gateway TEXT NOT NULL,
-    ts TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    prev TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    PRIMARY KEY (device, seq)
-);
-CREATE TABLE IF NOT EXISTS readings (
-    device TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    quantity TEXT NOT NULL,
-    ts TEXT NOT NULL,
-    value REAL,
-    unit TEXT NOT NULL,
-    raw TEXT,
-    quality TEXT NOT NULL,
-    uncorrected REAL,
-    cal_status TEXT,
-    certificate TEXT,
-    certificate_version INTEGER,
-    cal_check TEXT,
-    PRIMARY KEY (device, quantity, seq)
-);
-CREATE TABLE IF NOT EXISTS late_duplicates (
-    device TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    received_at TEXT NOT NULL,
-    newest_seq INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS readings_by_time ON readings (device, quantity, ts);
-CREATE TABLE IF NOT EXISTS quarantine (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    received_at TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    payload BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    gateway TEXT NOT NULL,
-    id INTEGER NOT NULL,
-    device TEXT NOT NULL,
-    ts TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    event TEXT NOT NULL,
-    reason TEXT,
-    first_seq INTEGER,
-    last_seq INTEGER,
-    count INTEGER,
-    first_ts TEXT,
-    last_ts TEXT,
-    counter TEXT,
-    hash TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    PRIMARY KEY (gateway, id)
-);
-CREATE INDEX IF NOT EXISTS events_by_device ON events (device, first_seq);
-CREATE TABLE IF NOT EXISTS counters (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-"""
+_LOOKUP_CHUNK = 500  # keys per look-up of stored hashes (bound parameters stay few)
+_DUPLICATES = "duplicates"  # the counters row of duplicates ignored
+
+_READING_COLUMNS = (
+    readings.c.device, readings.c.seq, readings.c.ts, readings.c.quantity, readings.c.value,
+    readings.c.unit, readings.c.raw, readings.c.quality, readings.c.uncorrected,
+    readings.c.cal_status, readings.c.certificate, readings.c.certificate_version,
+    readings.c.cal_check,
+)  # fmt: skip
 
 
-class SqliteStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._w = connect(path, _SCHEMA)
-        self._wlock = threading.Lock()
-        self._local = threading.local()
-
-    def _connect(self) -> sqlite3.Connection:
-        return connect(self.path)
-
-    def _r(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._connect()
-            self._local.db = db
-        return db
+class LedgerStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # --- registry -------------------------------------------------------------------------
     def register_gateway(self, gateway: str, key_id: str) -> None:
-        with self._wlock:
-            self._w.execute(
-                "INSERT INTO gateways (id, key_id, registered_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(id) DO NOTHING",
-                (gateway, key_id, to_wire(utcnow())),
-            )
+        row = {"id": gateway, "key_id": key_id, "registered_at": to_wire(utcnow())}
+        with self.db.write() as conn:
+            conn.execute(self.db.insert(gateways).on_conflict_do_nothing(), [row])
 
     def register_device(self, device: str, gateway: str, profile: str) -> None:
-        with self._wlock:
-            self._w.execute(
-                "INSERT INTO devices (id, gateway, profile, registered_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(id) DO NOTHING",
-                (device, gateway, profile, to_wire(utcnow())),
-            )
+        row = {"id": device, "gateway": gateway, "profile": profile,
+               "registered_at": to_wire(utcnow())}  # fmt: skip
+        with self.db.write() as conn:
+            conn.execute(self.db.insert(devices).on_conflict_do_nothing(), [row])
 
     # --- ingest ---------------------------------------------------------------------------
     def ingest(self, batch: Sequence[Accepted]) -> list[Outcome]:
+        if not batch:
+            return []
         now = to_wire(utcnow())
-        return self._in_transaction(lambda: [self._ingest_one(a, now) for a in batch])
+        return write_retrying(self.db, lambda conn: self._ingest(conn, batch, now))
 
     def ingest_events(self, batch: Sequence[AcceptedEvent]) -> list[Outcome]:
+        if not batch:
+            return []
         now = to_wire(utcnow())
-        return self._in_transaction(lambda: [self._event_one(e, now) for e in batch])
+        return write_retrying(self.db, lambda conn: self._ingest_events(conn, batch, now))
 
-    def _in_transaction(self, work: Callable[[], list[Outcome]]) -> list[Outcome]:
-        with self._wlock:
-            self._w.execute("BEGIN IMMEDIATE")
-            try:
-                outcomes = work()
-                dups = outcomes.count(Outcome.DUPLICATE)
-                if dups:
-                    self._w.execute(
-                        "INSERT INTO counters (name, value) VALUES ('duplicates', ?) "
-                        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                        (dups,),
-                    )
-                self._w.execute("COMMIT")
-            except BaseException:
-                self._w.execute("ROLLBACK")
-                raise
+    def _ingest(self, conn: Connection, batch: Sequence[Accepted], now: str) -> list[Outcome]:
+        keys = [(a.message.device, a.message.seq) for a in batch]
+        # before the insert: the batch's own messages count from their place in it
+        newest_before = {
+            str(d): int(s)
+            for d, s in conn.execute(
+                select(messages.c.device, func.max(messages.c.seq))
+                .where(messages.c.device.in_(sorted({d for d, _ in keys})))
+                .group_by(messages.c.device)
+            )
+        }
+        outcomes, inserted = self._insert_once(
+            conn, messages, keys, [a.hash for a in batch],
+            lambda i: _message_row(batch[i], now),
+        )  # fmt: skip
+        first = first_offers(keys)
+        new_readings = [row for k in sorted(inserted) for row in _reading_rows(batch[first[k]])]
+        if new_readings:
+            conn.execute(readings.insert(), new_readings)
+            # the rollups in the same transaction: they never lag the readings they summarise
+            rollup_store.merge(
+                conn, self.db,
+                ((r["device"], r["quantity"], r["ts"], r["value"], r["quality"])
+                 for r in new_readings),
+            )  # fmt: skip
+        late = find_late(keys, outcomes, newest_before)
+        if late:
+            conn.execute(
+                late_duplicates.insert(),
+                [{"device": d, "seq": s, "received_at": now, "newest_seq": n} for d, s, n in late],
+            )
+        self._count_duplicates(conn, outcomes)
         return outcomes
 
-    def _event_one(self, a: AcceptedEvent, now: str) -> Outcome:
-        # data_loss fills the reason..last_ts columns (the gap queries use them); a counter
-        # event's evidence is kept whole as JSON in `counter`
-        e, loss = a.event, a.event.data_loss
-        lost: tuple[object, ...] = (None,) * 6
-        if loss is not None:
-            lost = (
-                loss.reason.value,
-                loss.first_seq,
-                loss.last_seq,
-                loss.count,
-                to_wire(loss.first_ts),
-                to_wire(loss.last_ts),
-            )
-        counter = None if e.counter is None else e.counter.model_dump_json()
-        cur = self._w.execute(
-            "INSERT INTO events (gateway, id, device, ts, received_at, event, reason, first_seq, "
-            "last_seq, count, first_ts, last_ts, counter, hash, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(gateway, id) DO NOTHING",
-            (
-                e.gateway,
-                e.id,
-                e.device,
-                to_wire(e.ts),
-                now,
-                e.event,
-                *lost,
-                counter,
-                a.hash,
-                a.payload,
-            ),
-        )
-        if cur.rowcount == 0:
-            row = self._w.execute(
-                "SELECT hash FROM events WHERE gateway = ? AND id = ?", (e.gateway, e.id)
-            ).fetchone()
-            return Outcome.DUPLICATE if row[0] == a.hash else Outcome.CONFLICT
-        return Outcome.STORED
+    def _ingest_events(
+        self, conn: Connection, batch: Sequence[AcceptedEvent], now: str
+    ) -> list[Outcome]:
+        outcomes, _ = self._insert_once(
+            conn, events, [(a.event.gateway, a.event.id) for a in batch],
+            [a.hash for a in batch], lambda i: _event_row(batch[i], now),
+        )  # fmt: skip
+        self._count_duplicates(conn, outcomes)
+        return outcomes
 
-    def _ingest_one(self, a: Accepted, now: str) -> Outcome:
-        m = a.message
-        ts = to_wire(m.ts)
-        cur = self._w.execute(
-            "INSERT INTO messages (device, seq, gateway, ts, received_at, hash, prev, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(device, seq) DO NOTHING",
-            (m.device, m.seq, m.gateway, ts, now, a.hash, m.prev, a.payload),
+    def _insert_once(
+        self,
+        conn: Connection,
+        table: Table,
+        keys: list[tuple[str, int]],
+        hashes: list[str],
+        row: Callable[[int], dict[str, Any]],
+    ) -> tuple[list[Outcome], set[tuple[str, int]]]:
+        """Each key's first offer (row(i) of position i) inserted unless its key is stored, in
+        key order (one lock order for every writer); every offer judged; the keys inserted.
+
+        table's primary key is the (name, number) of keys, and it has a `hash` column."""
+        name, number = table.primary_key.columns
+        first = sorted(first_offers(keys).values(), key=keys.__getitem__)
+        inserted = {
+            (str(n), int(s))
+            for n, s in conn.execute(
+                self.db.insert(table)
+                .on_conflict_do_nothing(index_elements=[name, number])
+                .returning(name, number),
+                [row(i) for i in first],
+            )
+        }
+        stored: dict[tuple[str, int], str] = {}
+        for chunk in _chunks(sorted(set(keys) - inserted), _LOOKUP_CHUNK):
+            found = conn.execute(
+                select(name, number, table.c.hash).where(tuple_(name, number).in_(chunk))
+            )
+            stored.update(((str(n), int(s)), str(h)) for n, s, h in found)
+        return settle(list(zip(keys, hashes, strict=True)), inserted, stored), inserted
+
+    def _count_duplicates(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
+        n = outcomes.count(Outcome.DUPLICATE)
+        if not n:
+            return
+        stmt = self.db.insert(counters).values(name=_DUPLICATES, value=n)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["name"], set_={"value": counters.c.value + stmt.excluded.value}
+            )
         )
-        if cur.rowcount == 0:
-            row = self._w.execute(
-                "SELECT hash FROM messages WHERE device = ? AND seq = ?", (m.device, m.seq)
-            ).fetchone()
-            if row[0] != a.hash:
-                return Outcome.CONFLICT
-            newest = self._w.execute(
-                "SELECT max(seq) FROM messages WHERE device = ?", (m.device,)
-            ).fetchone()[0]
-            if newest > m.seq:  # an old message again after newer ones: evidence of a replay
-                self._w.execute(
-                    "INSERT INTO late_duplicates (device, seq, received_at, newest_seq) "
-                    "VALUES (?, ?, ?, ?)",
-                    (m.device, m.seq, now, newest),
-                )
-            return Outcome.DUPLICATE
-        checks = a.cal_checks or (None,) * len(m.readings)
-        self._w.executemany(
-            "INSERT INTO readings (device, seq, quantity, ts, value, unit, raw, quality, "
-            "uncorrected, cal_status, certificate, certificate_version, cal_check) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    m.device,
-                    m.seq,
-                    r.quantity,
-                    ts,
-                    r.value,
-                    r.unit,
-                    r.raw,
-                    r.quality.value,
-                    r.cal.uncorrected if r.cal else None,
-                    r.cal.status if r.cal else None,
-                    r.cal.certificate if r.cal else None,
-                    r.cal.version if r.cal else None,
-                    check,
-                )
-                for r, check in zip(m.readings, checks, strict=True)
-            ],
-        )
-        return Outcome.STORED
 
     def quarantine(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
-        with self._wlock:
-            self._w.execute(
-                "INSERT INTO quarantine (received_at, topic, reason, detail, payload) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (to_wire(utcnow()), topic, reason, detail, payload),
-            )
-
-    def chain(self, device: str) -> tuple[list[Link], list[int]]:
-        """The device's stored chain links, and the seqs that arrived again after newer ones."""
-        db = self._r()
-        links = [
-            Link(r[0], r[1], r[2], parse_utc(r[3]))
-            for r in db.execute(
-                "SELECT seq, hash, prev, ts FROM messages WHERE device = ? ORDER BY seq", (device,)
-            ).fetchall()
-        ]
-        late = [
-            r[0]
-            for r in db.execute(
-                "SELECT DISTINCT seq FROM late_duplicates WHERE device = ? ORDER BY seq", (device,)
-            ).fetchall()
-        ]
-        return links, late
+        row = {"received_at": to_wire(utcnow()), "topic": topic, "reason": reason,
+               "detail": detail, "payload": payload}  # fmt: skip
+        with self.db.write() as conn:
+            conn.execute(quarantine.insert(), [row])
 
     # --- queries --------------------------------------------------------------------------
+    def chain(self, device: str) -> tuple[list[Link], list[int]]:
+        """The device's stored chain links, and the seqs that arrived again after newer ones."""
+        m, ld = messages.c, late_duplicates.c
+        with self.db.read() as conn:
+            links = [
+                Link(int(r.seq), r.hash, r.prev, from_micros(r.ts))
+                for r in conn.execute(
+                    select(m.seq, m.hash, m.prev, m.ts).where(m.device == device).order_by(m.seq)
+                )
+            ]
+            late = [
+                int(s)
+                for (s,) in conn.execute(
+                    select(ld.seq).distinct().where(ld.device == device).order_by(ld.seq)
+                )
+            ]
+        return links, late
+
     def devices(self) -> list[DeviceRow]:
-        rows = (
-            self._r()
-            .execute(
-                "SELECT d.id, d.gateway, d.profile, d.registered_at, "
-                "  (SELECT max(seq) FROM messages m WHERE m.device = d.id), "
-                "  (SELECT max(ts) FROM messages m WHERE m.device = d.id), "
-                "  (SELECT count(*) FROM messages m WHERE m.device = d.id) "
-                "FROM devices d ORDER BY d.id"
-            )
-            .fetchall()
-        )
+        m, d = messages.c, devices.c
+        of_device = m.device == d.id
+        stmt = select(
+            d.id, d.gateway, d.profile, d.registered_at,
+            select(func.max(m.seq)).where(of_device).scalar_subquery(),
+            select(func.max(m.ts)).where(of_device).scalar_subquery(),
+            select(func.count()).select_from(messages).where(of_device).scalar_subquery(),
+        ).order_by(d.id)  # fmt: skip
+        with self.db.read() as conn:
+            rows = conn.execute(stmt).all()
         return [
             DeviceRow(
-                r[0], r[1], r[2], parse_utc(r[3]), r[4], parse_utc(r[5]) if r[5] else None, r[6]
+                id=r[0],
+                gateway=r[1],
+                profile=r[2],
+                registered_at=parse_utc(r[3]),
+                last_seq=None if r[4] is None else int(r[4]),
+                last_ts=None if r[5] is None else from_micros(r[5]),
+                messages=int(r[6]),
             )
             for r in rows
         ]
@@ -301,119 +230,158 @@ class SqliteStore:
         end: datetime | None = None,
         limit: int = 10000,
     ) -> list[ReadingRow]:
-        sql = (
-            "SELECT device, seq, ts, quantity, value, unit, raw, quality, "
-            "uncorrected, cal_status, certificate, certificate_version, cal_check FROM readings "
-            "WHERE device = ?"
-        )
-        args: list[object] = [device]
+        r = readings.c
+        stmt = select(*_READING_COLUMNS).where(r.device == device)
         if quantity:
-            sql += " AND quantity = ?"
-            args.append(quantity)
+            stmt = stmt.where(r.quantity == quantity)
         if start:
-            sql += " AND ts >= ?"
-            args.append(to_wire(start))
+            stmt = stmt.where(r.ts >= to_micros(start))
         if end:
-            sql += " AND ts < ?"
-            args.append(to_wire(end))
-        sql += " ORDER BY ts, seq, quantity LIMIT ?"
-        args.append(limit)
-        return [_reading(r) for r in self._r().execute(sql, args).fetchall()]
+            stmt = stmt.where(r.ts < to_micros(end))
+        stmt = stmt.order_by(r.ts, r.seq, r.quantity).limit(limit)
+        with self.db.read() as conn:
+            return [_reading(row) for row in conn.execute(stmt)]
 
     def latest(self, device: str) -> list[ReadingRow]:
-        rows = (
-            self._r()
-            .execute(
-                "SELECT r.device, r.seq, r.ts, r.quantity, r.value, r.unit, r.raw, r.quality, "
-                "r.uncorrected, r.cal_status, r.certificate, r.certificate_version, r.cal_check "
-                "FROM readings r WHERE r.device = ? AND r.seq = "
-                "(SELECT max(seq) FROM messages WHERE device = ?) ORDER BY r.quantity",
-                (device, device),
-            )
-            .fetchall()
+        r = readings.c
+        newest = select(func.max(messages.c.seq)).where(messages.c.device == device)
+        stmt = (
+            select(*_READING_COLUMNS)
+            .where(r.device == device, r.seq == newest.scalar_subquery())
+            .order_by(r.quantity)
         )
-        return [_reading(r) for r in rows]
+        with self.db.read() as conn:
+            return [_reading(row) for row in conn.execute(stmt)]
 
     def quarantined(self, limit: int = 100) -> list[QuarantineRow]:
-        rows = (
-            self._r()
-            .execute(
-                "SELECT id, received_at, topic, reason, detail, payload FROM quarantine "
-                "ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
-            .fetchall()
+        q = quarantine.c
+        stmt = (
+            select(q.id, q.received_at, q.topic, q.reason, q.detail, q.payload)
+            .order_by(q.id.desc())
+            .limit(limit)
         )
-        return [QuarantineRow(r[0], parse_utc(r[1]), r[2], r[3], r[4], bytes(r[5])) for r in rows]
-
-    def events(self, *, device: str | None = None, limit: int = 1000) -> list[EventRow]:
-        sql = (
-            "SELECT gateway, id, device, ts, received_at, event, reason, first_seq, last_seq, "
-            "count, first_ts, last_ts, counter FROM events"
-        )
-        args: list[object] = []
-        if device:
-            sql += " WHERE device = ?"
-            args.append(device)
-        sql += " ORDER BY ts, gateway, id LIMIT ?"
-        args.append(limit)
+        with self.db.read() as conn:
+            rows = conn.execute(stmt).all()
         return [
-            EventRow(
-                gateway=r[0],
-                id=int(r[1]),
-                device=r[2],
-                ts=parse_utc(r[3]),
-                received_at=parse_utc(r[4]),
-                event=r[5],
-                reason=r[6],
-                first_seq=r[7],
-                last_seq=r[8],
-                count=r[9],
-                first_ts=None if r[10] is None else parse_utc(r[10]),
-                last_ts=None if r[11] is None else parse_utc(r[11]),
-                counter=None if r[12] is None else CounterEventBody.model_validate_json(r[12]),
-            )
-            for r in self._r().execute(sql, args).fetchall()
+            QuarantineRow(int(r[0]), parse_utc(r[1]), r[2], r[3], r[4], bytes(r[5])) for r in rows
         ]
 
+    def events(self, *, device: str | None = None, limit: int = 1000) -> list[EventRow]:
+        e = events.c
+        stmt = select(
+            e.gateway, e.id, e.device, e.ts, e.received_at, e.event, e.reason, e.first_seq,
+            e.last_seq, e.count, e.first_ts, e.last_ts, e.counter,
+        )  # fmt: skip
+        if device:
+            stmt = stmt.where(e.device == device)
+        stmt = stmt.order_by(e.ts, e.gateway, e.id).limit(limit)
+        with self.db.read() as conn:
+            rows = conn.execute(stmt).all()
+        return [_event(r) for r in rows]
+
     def seq_runs(self, device: str) -> list[tuple[int, int]]:
-        # gaps and islands: within a run, seq - rank is constant
-        rows = (
-            self._r()
-            .execute(
-                "SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER "
-                "(ORDER BY seq) AS island FROM messages WHERE device = ?) "
-                "GROUP BY island ORDER BY 1",
-                (device,),
-            )
-            .fetchall()
+        # gaps and islands: within a run without a gap, seq - its rank is constant
+        m = messages.c
+        ranked = (
+            select(m.seq, (m.seq - func.row_number().over(order_by=m.seq)).label("island"))
+            .where(m.device == device)
+            .subquery()
         )
-        return [(int(a), int(b)) for a, b in rows]
+        first = func.min(ranked.c.seq)
+        stmt = select(first, func.max(ranked.c.seq)).group_by(ranked.c.island).order_by(first)
+        with self.db.read() as conn:
+            return [(int(a), int(b)) for a, b in conn.execute(stmt)]
 
     def stats(self) -> Stats:
-        db = self._r()
-        q = dict(db.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall())
-        dup = db.execute("SELECT value FROM counters WHERE name = 'duplicates'").fetchone()
-        events, lost = db.execute("SELECT count(*), coalesce(sum(count), 0) FROM events").fetchone()
+        count = func.count()
+        with self.db.read() as conn:
+            q = {
+                str(reason): int(n)
+                for reason, n in conn.execute(
+                    select(quarantine.c.reason, count).group_by(quarantine.c.reason)
+                )
+            }
+            dup = conn.execute(
+                select(counters.c.value).where(counters.c.name == _DUPLICATES)
+            ).scalar_one_or_none()
+            n_events, lost = conn.execute(
+                select(count, func.coalesce(func.sum(events.c.count), 0))
+            ).one()
+            n_messages = conn.execute(select(count).select_from(messages)).scalar_one()
+            n_readings = conn.execute(select(count).select_from(readings)).scalar_one()
         return Stats(
-            messages=db.execute("SELECT count(*) FROM messages").fetchone()[0],
-            readings=db.execute("SELECT count(*) FROM readings").fetchone()[0],
-            duplicates=dup[0] if dup else 0,
+            messages=int(n_messages),
+            readings=int(n_readings),
+            duplicates=0 if dup is None else int(dup),
             quarantined=q,
-            events=events,
-            reported_lost=lost,
+            events=int(n_events),
+            reported_lost=int(lost),  # PostgreSQL's sum of bigint is numeric
         )
 
-    def close(self) -> None:
-        with self._wlock:
-            self._w.close()
+
+def _chunks(items: list[tuple[str, int]], size: int) -> Iterator[list[tuple[str, int]]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
-def _reading(r: Any) -> ReadingRow:
+def _message_row(a: Accepted, now: str) -> dict[str, Any]:
+    m = a.message
+    return {"device": m.device, "seq": m.seq, "gateway": m.gateway, "ts": to_micros(m.ts),
+            "received_at": now, "hash": a.hash, "prev": m.prev, "payload": a.payload}  # fmt: skip
+
+
+def _reading_rows(a: Accepted) -> list[dict[str, Any]]:
+    m = a.message
+    ts = to_micros(m.ts)
+    checks = a.cal_checks or (None,) * len(m.readings)
+    return [
+        {
+            "device": m.device,
+            "seq": m.seq,
+            "quantity": r.quantity,
+            "ts": ts,
+            "value": r.value,
+            "unit": r.unit,
+            "raw": r.raw,
+            "quality": r.quality.value,
+            "uncorrected": r.cal.uncorrected if r.cal else None,
+            "cal_status": r.cal.status if r.cal else None,
+            "certificate": r.cal.certificate if r.cal else None,
+            "certificate_version": r.cal.version if r.cal else None,
+            "cal_check": check,
+        }
+        for r, check in zip(m.readings, checks, strict=True)
+    ]
+
+
+def _event_row(a: AcceptedEvent, now: str) -> dict[str, Any]:
+    # data_loss fills the reason..last_ts columns (the gap queries use them); a counter event's
+    # evidence is kept whole as JSON in `counter`
+    e, loss = a.event, a.event.data_loss
+    return {
+        "gateway": e.gateway,
+        "id": e.id,
+        "device": e.device,
+        "ts": to_wire(e.ts),
+        "received_at": now,
+        "event": e.event,
+        "reason": None if loss is None else loss.reason.value,
+        "first_seq": None if loss is None else loss.first_seq,
+        "last_seq": None if loss is None else loss.last_seq,
+        "count": None if loss is None else loss.count,
+        "first_ts": None if loss is None else to_wire(loss.first_ts),
+        "last_ts": None if loss is None else to_wire(loss.last_ts),
+        "counter": None if e.counter is None else e.counter.model_dump_json(),
+        "hash": a.hash,
+        "payload": a.payload,
+    }
+
+
+def _reading(r: Sequence[Any]) -> ReadingRow:
     return ReadingRow(
         device=r[0],
         seq=int(r[1]),
-        ts=parse_utc(r[2]),
+        ts=from_micros(r[2]),
         quantity=r[3],
         value=None if r[4] is None else float(r[4]),
         unit=r[5],
@@ -424,4 +392,22 @@ def _reading(r: Any) -> ReadingRow:
         certificate=r[10],
         certificate_version=r[11],
         cal_check=r[12],
+    )
+
+
+def _event(r: Sequence[Any]) -> EventRow:
+    return EventRow(
+        gateway=r[0],
+        id=int(r[1]),
+        device=r[2],
+        ts=parse_utc(r[3]),
+        received_at=parse_utc(r[4]),
+        event=r[5],
+        reason=r[6],
+        first_seq=r[7],
+        last_seq=r[8],
+        count=r[9],
+        first_ts=None if r[10] is None else parse_utc(r[10]),
+        last_ts=None if r[11] is None else parse_utc(r[11]),
+        counter=None if r[12] is None else CounterEventBody.model_validate_json(r[12]),
     )

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from collector.metrology.calibration import validity_window
 from collector.metrology.certificates import in_force
-from collector.metrology.registry_store import SqliteRegistry
+from collector.metrology.registry_store import RegistryStore
 from metertrace.calibration_set import CalibrationSet, DeviceEntry, calibration_topic
 from metertrace.corrections import Correction
 from metertrace.signing import Signer
@@ -24,7 +24,7 @@ Publish = Callable[[str, bytes], None]  # (topic, payload): retained, QoS 1
 
 
 class CalibrationService:
-    def __init__(self, registry: SqliteRegistry, signer: Signer) -> None:
+    def __init__(self, registry: RegistryStore, signer: Signer) -> None:
         self.registry, self.signer = registry, signer
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, int, str], Correction] = {}

@@ -1,19 +1,35 @@
-"""SQLite adapter for the registries: devices, gateway keys, certificates, and the audit log.
+"""The registries' storage: devices, gateway keys, certificates, and the audit log.
 
 Every table is append-only: rows are inserted, never updated or deleted, and each write records
 an audit entry (who, when, what before and after) in the same transaction.
+
+A version is read and its successor inserted in one write transaction. On SQLite that
+transaction holds the write lock, so writers take turns; on PostgreSQL (READ COMMITTED) two
+writers can both read version n and both insert n + 1: the primary key refuses the second,
+whose edit is then as stale as one caught by `expected_version`, and is reported the same way
+(RegistryConflict).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from collector.db.engine import connect
+from sqlalchemy import Connection, Row, exists, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from collector.db.engine import Database
+from collector.db.schema import (
+    audit_log,
+    certificates,
+    device_records,
+    gateway_keys,
+    key_retirements,
+    replacements,
+)
 from collector.metrology.certificates import StoredCertificate
 from collector.metrology.registry import (
     AuditEntry,
@@ -25,65 +41,6 @@ from collector.metrology.registry import (
 from metertrace.signing import EnrolledKey, enrolled_ed25519
 from metertrace.timeutil import parse_utc, to_wire
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS device_records (
-    device TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    spec TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    recorded_by TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    PRIMARY KEY (device, version)
-);
-CREATE TABLE IF NOT EXISTS replacements (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    device TEXT NOT NULL,
-    at TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS gateway_keys (
-    gateway TEXT NOT NULL,
-    kid TEXT NOT NULL PRIMARY KEY,
-    alg TEXT NOT NULL,
-    material BLOB NOT NULL,
-    valid_from TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS key_retirements (
-    kid TEXT NOT NULL PRIMARY KEY REFERENCES gateway_keys(kid),
-    retired_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS certificates (
-    certificate_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    device TEXT NOT NULL,
-    body TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    recorded_by TEXT NOT NULL,
-    PRIMARY KEY (certificate_id, version)
-);
-CREATE INDEX IF NOT EXISTS certificates_by_device ON certificates (device);
-CREATE TABLE IF NOT EXISTS audit_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    role TEXT NOT NULL,
-    action TEXT NOT NULL,
-    entity TEXT NOT NULL,
-    entity_id TEXT NOT NULL,
-    before TEXT,
-    after TEXT
-);
-CREATE TRIGGER IF NOT EXISTS device_records_append_only BEFORE UPDATE ON device_records
-BEGIN SELECT RAISE(ABORT, 'device records are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS certificates_append_only BEFORE UPDATE ON certificates
-BEGIN SELECT RAISE(ABORT, 'certificates are append-only: add a new version'); END;
-CREATE TRIGGER IF NOT EXISTS audit_append_only BEFORE UPDATE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -91,70 +48,136 @@ class RegistryConflict(ValueError):
     """A write that contradicts what is recorded (e.g. a version someone else just added)."""
 
 
-class SqliteRegistry:
-    def __init__(self, path: Path) -> None:
-        self._db = connect(path, _SCHEMA)
-        self._lock = threading.Lock()
+def _stale_device(device: str, have: int, expected: int) -> str:
+    return (
+        f"device {device} is at version {have}, not {expected}; "
+        "reload it and apply your change again"
+    )
 
-    def _audit(
-        self,
-        at: str,
-        actor: str,
-        role: str,
-        action: str,
-        entity: str,
-        entity_id: str,
-        before: Any,
-        after: Any,
-    ) -> None:
-        self._db.execute(
-            "INSERT INTO audit_log (at, actor, role, action, entity, entity_id, before, after) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                at,
-                actor,
-                role,
-                action,
-                entity,
-                entity_id,
-                None if before is None else json.dumps(before),
-                None if after is None else json.dumps(after),
-            ),
+
+def _certificate_exists(certificate_id: str, version: int) -> str:
+    return (
+        f"certificate {certificate_id} v{version} exists; certificates are never edited: "
+        f"add v{version + 1} with supersedes"
+    )
+
+
+@contextmanager
+def _refused_as(message: str) -> Iterator[None]:
+    """An insert the primary key refuses (another writer took the key first) as a conflict."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise RegistryConflict(message) from exc
+
+
+_DEVICE_COLUMNS = (
+    device_records.c.version,
+    device_records.c.spec,
+    device_records.c.recorded_at,
+    device_records.c.recorded_by,
+    device_records.c.reason,
+)
+
+
+def _device_record(r: Row[*tuple[Any, ...]]) -> DeviceRecord:
+    return DeviceRecord(
+        spec=DeviceSpec.model_validate_json(r.spec),
+        version=r.version,
+        recorded_at=parse_utc(r.recorded_at),
+        recorded_by=r.recorded_by,
+        reason=r.reason,
+    )
+
+
+def _newest_device(conn: Connection, device: str) -> DeviceRecord | None:
+    row = conn.execute(
+        select(*_DEVICE_COLUMNS)
+        .where(device_records.c.device == device)
+        .order_by(device_records.c.version.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else _device_record(row)
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _audit(
+    conn: Connection,
+    at: str,
+    actor: str,
+    role: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    before: Any,
+    after: Any,
+) -> None:
+    conn.execute(
+        insert(audit_log).values(
+            at=at,
+            actor=actor,
+            role=role,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            before=_json_or_none(before),
+            after=_json_or_none(after),
+        )
+    )
+
+
+def _insert_device(
+    conn: Connection, spec: DeviceSpec, version: int, at: str, actor: str, reason: str
+) -> None:
+    with _refused_as(_stale_device(spec.id, version, version - 1)):
+        conn.execute(
+            insert(device_records).values(
+                device=spec.id,
+                version=version,
+                spec=spec.model_dump_json(),
+                recorded_at=at,
+                recorded_by=actor,
+                reason=reason,
+            )
         )
 
-    def _tx(self) -> _Tx:
-        return _Tx(self._db, self._lock)
+
+class RegistryStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # --- devices -------------------------------------------------------------------------
     def device_history(self, device: str) -> list[DeviceRecord]:
-        rows = self._db.execute(
-            "SELECT version, spec, recorded_at, recorded_by, reason FROM device_records "
-            "WHERE device = ? ORDER BY version",
-            (device,),
-        ).fetchall()
-        return [
-            DeviceRecord(
-                spec=DeviceSpec.model_validate_json(r[1]),
-                version=r[0],
-                recorded_at=parse_utc(r[2]),
-                recorded_by=r[3],
-                reason=r[4],
-            )
-            for r in rows
-        ]
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(*_DEVICE_COLUMNS)
+                .where(device_records.c.device == device)
+                .order_by(device_records.c.version)
+            ).all()
+        return [_device_record(r) for r in rows]
 
     def device(self, device: str) -> DeviceRecord | None:
-        history = self.device_history(device)
-        return history[-1] if history else None
+        with self.db.read() as conn:
+            return _newest_device(conn, device)
 
     def devices(self) -> list[DeviceRecord]:
-        ids = [
-            r[0]
-            for r in self._db.execute(
-                "SELECT DISTINCT device FROM device_records ORDER BY device"
-            ).fetchall()
-        ]
-        return [d for d in (self.device(i) for i in ids) if d is not None]
+        """The newest version of every device, by id."""
+        newer = device_records.alias("newer")
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(*_DEVICE_COLUMNS)
+                .where(
+                    ~exists().where(
+                        newer.c.device == device_records.c.device,
+                        newer.c.version > device_records.c.version,
+                    )
+                )
+                .order_by(device_records.c.device)
+            ).all()
+        return [_device_record(r) for r in rows]
 
     def record_device(
         self,
@@ -167,25 +190,16 @@ class SqliteRegistry:
         expected_version: int | None = None,
     ) -> DeviceRecord:
         """Add a version; expected_version (optimistic locking) refuses a stale edit."""
-        with self._tx():
-            current = self.device(spec.id)
+        ts = to_wire(at)
+        with self.db.write() as conn:
+            current = _newest_device(conn, spec.id)
             have = current.version if current else 0
             if expected_version is not None and expected_version != have:
-                raise RegistryConflict(
-                    f"device {spec.id} is at version {have}, not {expected_version}; "
-                    "reload it and apply your change again"
-                )
+                raise RegistryConflict(_stale_device(spec.id, have, expected_version))
             version = next_version(current, spec)
-            record = DeviceRecord(
-                spec=spec, version=version, recorded_at=at, recorded_by=actor, reason=reason
-            )
-            ts = to_wire(at)
-            self._db.execute(
-                "INSERT INTO device_records (device, version, spec, recorded_at, recorded_by, "
-                "reason) VALUES (?, ?, ?, ?, ?, ?)",
-                (spec.id, version, spec.model_dump_json(), ts, actor, reason),
-            )
-            self._audit(
+            _insert_device(conn, spec, version, ts, actor, reason)
+            _audit(
+                conn,
                 ts,
                 actor,
                 role,
@@ -195,14 +209,18 @@ class SqliteRegistry:
                 current.spec.model_dump(mode="json") if current else None,
                 spec.model_dump(mode="json"),
             )
-        return record
+        return DeviceRecord(
+            spec=spec, version=version, recorded_at=at, recorded_by=actor, reason=reason
+        )
 
     def record_replacement(
         self, event: Replacement, *, actor: str, role: str, at: datetime
     ) -> DeviceRecord:
         """The replacement event and the device's new version (new serial) in one transaction."""
-        with self._tx():
-            current = self.device(event.device)
+        ts = to_wire(at)
+        reason = f"meter replaced at {to_wire(event.at)}"
+        with self.db.write() as conn:
+            current = _newest_device(conn, event.device)
             if current is None:
                 raise RegistryConflict(f"device {event.device} is not registered")
             if current.spec.serial_number != event.old_serial:
@@ -210,26 +228,16 @@ class SqliteRegistry:
                     f"device {event.device} has meter {current.spec.serial_number}, "
                     f"not {event.old_serial}"
                 )
-            ts = to_wire(at)
-            self._db.execute(
-                "INSERT INTO replacements (device, at, body) VALUES (?, ?, ?)",
-                (event.device, to_wire(event.at), event.model_dump_json()),
+            conn.execute(
+                insert(replacements).values(
+                    device=event.device, at=to_wire(event.at), body=event.model_dump_json()
+                )
             )
             spec = current.spec.model_copy(update={"serial_number": event.new_serial})
             version = current.version + 1
-            self._db.execute(
-                "INSERT INTO device_records (device, version, spec, recorded_at, recorded_by, "
-                "reason) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    event.device,
-                    version,
-                    spec.model_dump_json(),
-                    ts,
-                    actor,
-                    f"meter replaced at {to_wire(event.at)}",
-                ),
-            )
-            self._audit(
+            _insert_device(conn, spec, version, ts, actor, reason)
+            _audit(
+                conn,
                 ts,
                 actor,
                 role,
@@ -240,18 +248,17 @@ class SqliteRegistry:
                 event.model_dump(mode="json"),
             )
         return DeviceRecord(
-            spec=spec,
-            version=version,
-            recorded_at=at,
-            recorded_by=actor,
-            reason=f"meter replaced at {to_wire(event.at)}",
+            spec=spec, version=version, recorded_at=at, recorded_by=actor, reason=reason
         )
 
     def replacements(self, device: str) -> list[Replacement]:
-        rows = self._db.execute(
-            "SELECT body FROM replacements WHERE device = ? ORDER BY at, id", (device,)
-        ).fetchall()
-        return [Replacement.model_validate_json(r[0]) for r in rows]
+        with self.db.read() as conn:
+            bodies = conn.scalars(
+                select(replacements.c.body)
+                .where(replacements.c.device == device)
+                .order_by(replacements.c.at, replacements.c.id)
+            ).all()
+        return [Replacement.model_validate_json(b) for b in bodies]
 
     # --- gateway keys ----------------------------------------------------------------------
     def enrol_key(
@@ -263,92 +270,107 @@ class SqliteRegistry:
         # Only a retirement bounds a key; the enrolment time is kept for the record.
         key = enrolled_ed25519(gateway, public_raw, _EPOCH)
         ts = to_wire(at)
-        with self._tx():
-            if self._db.execute("SELECT 1 FROM gateway_keys WHERE kid = ?", (key.kid,)).fetchone():
-                raise RegistryConflict(f"key {key.kid} is already enrolled")
-            old = self._db.execute(
-                "SELECT k.kid FROM gateway_keys k LEFT JOIN key_retirements r ON r.kid = k.kid "
-                "WHERE k.gateway = ? AND r.kid IS NULL",
-                (gateway,),
-            ).fetchall()
-            for (kid,) in old:
-                self._db.execute(
-                    "INSERT INTO key_retirements (kid, retired_at) VALUES (?, ?)", (kid, ts)
+        enrolled = f"key {key.kid} is already enrolled"
+        with self.db.write() as conn:
+            if conn.scalar(select(exists().where(gateway_keys.c.kid == key.kid))):
+                raise RegistryConflict(enrolled)
+            old = conn.scalars(
+                select(gateway_keys.c.kid)
+                .outerjoin(key_retirements, key_retirements.c.kid == gateway_keys.c.kid)
+                .where(gateway_keys.c.gateway == gateway, key_retirements.c.kid.is_(None))
+                .order_by(gateway_keys.c.valid_from, gateway_keys.c.kid)
+            ).all()
+            with _refused_as(
+                f"gateway {gateway} enrolled another key at the same time; "
+                "list its keys and enrol again if this one is still wanted"
+            ):
+                for kid in old:
+                    conn.execute(insert(key_retirements).values(kid=kid, retired_at=ts))
+            with _refused_as(enrolled):
+                conn.execute(
+                    insert(gateway_keys).values(
+                        gateway=gateway,
+                        kid=key.kid,
+                        alg=key.alg,
+                        material=key.material,
+                        valid_from=ts,
+                    )
                 )
-            self._db.execute(
-                "INSERT INTO gateway_keys (gateway, kid, alg, material, valid_from) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (gateway, key.kid, key.alg, key.material, ts),
-            )
-            self._audit(
+            _audit(
+                conn,
                 ts,
                 actor,
                 role,
                 "gateway.enrol_key",
                 "gateway",
                 gateway,
-                {"retired": [k for (k,) in old]} if old else None,
+                {"retired": list(old)} if old else None,
                 {"kid": key.kid},
             )
         return key
 
     def gateway_keys(self) -> list[EnrolledKey]:
-        rows = self._db.execute(
-            "SELECT k.gateway, k.kid, k.alg, k.material, k.valid_from, r.retired_at "
-            "FROM gateway_keys k LEFT JOIN key_retirements r ON r.kid = k.kid ORDER BY k.valid_from"
-        ).fetchall()
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(
+                    gateway_keys.c.gateway,
+                    gateway_keys.c.kid,
+                    gateway_keys.c.alg,
+                    gateway_keys.c.material,
+                    key_retirements.c.retired_at,
+                )
+                .outerjoin(key_retirements, key_retirements.c.kid == gateway_keys.c.kid)
+                .order_by(gateway_keys.c.valid_from, gateway_keys.c.kid)
+            ).all()
         return [
-            EnrolledKey(r[0], r[1], r[2], bytes(r[3]), _EPOCH, parse_utc(r[5]) if r[5] else None)
+            EnrolledKey(
+                r.gateway,
+                r.kid,
+                r.alg,
+                bytes(r.material),
+                _EPOCH,
+                parse_utc(r.retired_at) if r.retired_at else None,
+            )
             for r in rows
         ]
 
     def enrolled_at(self) -> dict[str, datetime]:
-        rows = self._db.execute("SELECT kid, valid_from FROM gateway_keys").fetchall()
-        return {r[0]: parse_utc(r[1]) for r in rows}
+        with self.db.read() as conn:
+            rows = conn.execute(select(gateway_keys.c.kid, gateway_keys.c.valid_from)).all()
+        return {r.kid: parse_utc(r.valid_from) for r in rows}
 
     # --- certificates ----------------------------------------------------------------------
     def add_certificate(self, stored: StoredCertificate, *, role: str) -> StoredCertificate:
         """Append a certificate version; what it supersedes must exist, nothing is replaced."""
         cert = stored.certificate
-        with self._tx():
-            if self.device(cert.device_id) is None:
+        exists_already = _certificate_exists(cert.certificate_id, cert.version)
+        with self.db.write() as conn:
+            if _newest_device(conn, cert.device_id) is None:
                 raise RegistryConflict(
                     f"device {cert.device_id} is not registered; register it before its "
                     "certificate (POST /api/v1/registry/devices)"
                 )
-            exists = self._db.execute(
-                "SELECT 1 FROM certificates WHERE certificate_id = ? AND version = ?",
-                (cert.certificate_id, cert.version),
-            ).fetchone()
-            if exists:
-                raise RegistryConflict(
-                    f"certificate {cert.certificate_id} v{cert.version} exists; certificates "
-                    f"are never edited: add v{cert.version + 1} with supersedes"
-                )
+            if _has_certificate(conn, cert.certificate_id, cert.version):
+                raise RegistryConflict(exists_already)
             old = cert.supersedes
-            if old is not None:
-                row = self._db.execute(
-                    "SELECT device FROM certificates WHERE certificate_id = ? AND version = ?",
-                    (old.certificate_id, old.version),
-                ).fetchone()
-                if row is None:
-                    raise RegistryConflict(
-                        f"supersedes {old.certificate_id} v{old.version}, which is not recorded"
-                    )
+            if old is not None and not _has_certificate(conn, old.certificate_id, old.version):
+                raise RegistryConflict(
+                    f"supersedes {old.certificate_id} v{old.version}, which is not recorded"
+                )
             ts = to_wire(stored.recorded_at)
-            self._db.execute(
-                "INSERT INTO certificates (certificate_id, version, device, body, recorded_at, "
-                "recorded_by) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    cert.certificate_id,
-                    cert.version,
-                    cert.device_id,
-                    stored.model_dump_json(),
-                    ts,
-                    stored.recorded_by,
-                ),
-            )
-            self._audit(
+            with _refused_as(exists_already):
+                conn.execute(
+                    insert(certificates).values(
+                        certificate_id=cert.certificate_id,
+                        version=cert.version,
+                        device=cert.device_id,
+                        body=stored.model_dump_json(),
+                        recorded_at=ts,
+                        recorded_by=stored.recorded_by,
+                    )
+                )
+            _audit(
+                conn,
                 ts,
                 stored.recorded_by,
                 role,
@@ -365,60 +387,54 @@ class SqliteRegistry:
         return stored
 
     def certificates(self, device: str | None = None) -> list[StoredCertificate]:
-        sql = "SELECT body FROM certificates"
-        args: list[Any] = []
+        query = select(certificates.c.body)
         if device:
-            sql += " WHERE device = ?"
-            args.append(device)
-        sql += " ORDER BY recorded_at, certificate_id, version"
-        return [
-            StoredCertificate.model_validate_json(r[0])
-            for r in self._db.execute(sql, args).fetchall()
-        ]
+            query = query.where(certificates.c.device == device)
+        query = query.order_by(
+            certificates.c.recorded_at, certificates.c.certificate_id, certificates.c.version
+        )
+        with self.db.read() as conn:
+            bodies = conn.scalars(query).all()
+        return [StoredCertificate.model_validate_json(b) for b in bodies]
 
     def generation(self) -> int:
         """Changes with every registry write (each is audited), in this process or another."""
-        row = self._db.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()
-        return int(row[0])
+        # The number of audit entries, not the highest id: on PostgreSQL ids are taken when a
+        # row is inserted, not when it commits, so a write can commit below an id already seen.
+        with self.db.read() as conn:
+            return int(conn.scalar(select(func.count()).select_from(audit_log)) or 0)
 
     # --- audit ---------------------------------------------------------------------------
     def audit(self, *, entity_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
-        sql = "SELECT id, at, actor, role, action, entity, entity_id, before, after FROM audit_log"
-        args: list[Any] = []
+        query = select(audit_log)
         if entity_id:
-            sql += " WHERE entity_id = ?"
-            args.append(entity_id)
-        sql += " ORDER BY id LIMIT ?"
-        args.append(limit)
+            query = query.where(audit_log.c.entity_id == entity_id)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(audit_log.c.id).limit(limit)).all()
         return [
             AuditEntry(
-                id=r[0],
-                at=parse_utc(r[1]),
-                actor=r[2],
-                role=r[3],
-                action=r[4],
-                entity=r[5],
-                entity_id=r[6],
-                before=json.loads(r[7]) if r[7] else None,
-                after=json.loads(r[8]) if r[8] else None,
+                id=r.id,
+                at=parse_utc(r.at),
+                actor=r.actor,
+                role=r.role,
+                action=r.action,
+                entity=r.entity,
+                entity_id=r.entity_id,
+                before=json.loads(r.before) if r.before else None,
+                after=json.loads(r.after) if r.after else None,
             )
-            for r in self._db.execute(sql, args).fetchall()
+            for r in rows
         ]
 
-    def close(self) -> None:
-        self._db.close()
 
-
-class _Tx:
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
-        self.db, self.lock = db, lock
-
-    def __enter__(self) -> None:
-        self.lock.acquire()
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        try:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.lock.release()
+def _has_certificate(conn: Connection, certificate_id: str, version: int) -> bool:
+    return bool(
+        conn.scalar(
+            select(
+                exists().where(
+                    certificates.c.certificate_id == certificate_id,
+                    certificates.c.version == version,
+                )
+            )
+        )
+    )

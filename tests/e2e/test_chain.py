@@ -34,7 +34,10 @@ class Plant:
     scenario: Scenario
 
 
-def configure(tmp: Path, broker_port: int, uid: str) -> tuple[Plant, int]:
+def configure(
+    tmp: Path, broker_port: int, uid: str, db_url: str | None = None
+) -> tuple[Plant, int]:
+    """The example plant on free ports; its collector on `db_url` (default: a SQLite file)."""
     create_gateway_key("gw-demo", tmp / "keys" / "gw-demo.pem")
     sim_port, api_port = free_port(), free_port()
     scenario = yaml.safe_load((EXAMPLES / "scenario.yaml").read_text())
@@ -48,6 +51,8 @@ def configure(tmp: Path, broker_port: int, uid: str) -> tuple[Plant, int]:
     collector = yaml.safe_load((EXAMPLES / "collector.yaml").read_text())
     collector["mqtt"] = {"host": "127.0.0.1", "port": broker_port, "client_id": f"col-{uid}"}
     collector["api"]["port"] = api_port
+    if db_url is not None:
+        collector["database"] = {"url": db_url}
     for name, data in (("scenario", scenario), ("gateway", gateway), ("collector", collector)):
         (tmp / f"{name}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
     plant = Plant(tmp, f"http://127.0.0.1:{api_port}/api/v1", load_scenario(tmp / "scenario.yaml"))
@@ -55,8 +60,9 @@ def configure(tmp: Path, broker_port: int, uid: str) -> tuple[Plant, int]:
 
 
 @pytest.fixture
-def plant(tmp_path, broker, uid) -> Iterator[Plant]:
-    p, _ = configure(tmp_path, broker.port, uid)
+def plant(tmp_path, broker, uid, db_url) -> Iterator[Plant]:
+    """The chain on each engine: SQLite, then PostgreSQL."""
+    p, _ = configure(tmp_path, broker.port, uid, db_url)
     with running_plant(tmp_path, p.api):
         yield p
 

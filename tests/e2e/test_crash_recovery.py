@@ -89,9 +89,10 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path, uid) -> Iterator[Rig]:
+def rig(tmp_path, uid, db_url) -> Iterator[Rig]:
+    """On each engine: SQLite, then PostgreSQL."""
     broker = start_persistent_broker(tmp_path / "broker")
-    plant, _ = configure(tmp_path, broker.port, uid)
+    plant, _ = configure(tmp_path, broker.port, uid, db_url)
     gateway = yaml.safe_load((tmp_path / "gateway.yaml").read_text())
     for d in gateway["devices"]:
         d["interval_s"] = 0.1  # ~30 messages/s in all: plenty in flight at every kill

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import uvicorn
@@ -14,8 +13,8 @@ from tests.helpers import free_port, wait_for
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Plant, str]]:
-    p = plant(tmp_path)
+def served(db_url: str) -> Iterator[tuple[Plant, str]]:
+    p = plant(db_url)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(p.client.app, host="127.0.0.1", port=port, log_level="warning")

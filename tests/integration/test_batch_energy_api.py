@@ -1,4 +1,5 @@
-"""GET /api/v1/batches/{id}/energy over real SQLite, readings through the real ingest path.
+"""GET /api/v1/batches/{id}/energy over a real database (SQLite, then PostgreSQL), readings
+through the real ingest path.
 
 The plant (hours from T, every counter rising at a constant rate, so every expected figure is
 exact by hand):
@@ -55,8 +56,8 @@ E_A = {
 E_S = ({"B1": 15.0, "B2": 21.0, "B3": 12.0}, 48.0)
 
 
-def build(tmp_path: Path, policy: str = "next_batch", wrap_e_a: bool = False) -> Plant:
-    p = plant(tmp_path)
+def build(db_url: str, policy: str = "next_batch", wrap_e_a: bool = False) -> Plant:
+    p = plant(db_url)
     c = p.client
     register_meters(p)
     if wrap_e_a:  # a 2-digit counter: 70 + 10 kWh/h passes 100 at 3 h; the gateway reports it
@@ -98,8 +99,8 @@ def share(m: dict, meter: str) -> dict:
 
 
 @pytest.mark.parametrize("policy", list(E_A))
-def test_idle_energy_follows_the_policy_and_shares_sum_to_each_meter(tmp_path, policy):
-    p = build(tmp_path, policy)
+def test_idle_energy_follows_the_policy_and_shares_sum_to_each_meter(db_url, policy):
+    p = build(db_url, policy)
     per_batch, overhead = E_A[policy]
     got = {b: energy(p, b) for b in ("B1", "B2", "B3")}
     for b, expected in per_batch.items():
@@ -122,8 +123,8 @@ def test_idle_energy_follows_the_policy_and_shares_sum_to_each_meter(tmp_path, p
         assert closure["total"] == pytest.approx({"e-a": 80.0, "e-s": 96.0}[meter])
 
 
-def test_one_batch_in_full(tmp_path):
-    e = energy(build(tmp_path), "B1")
+def test_one_batch_in_full(db_url):
+    e = energy(build(db_url), "B1")
     assert e["period"] == {
         "start": "2026-03-01T00:00:00Z",
         "end": "2026-04-01T00:00:00Z",
@@ -159,8 +160,8 @@ def test_one_batch_in_full(tmp_path):
     assert "meter e-a is dedicated to line L1" in text and "produced quantity" in text
 
 
-def test_steam_spread_over_its_line_and_other_media_alongside(tmp_path):
-    e = energy(build(tmp_path), "B2")
+def test_steam_spread_over_its_line_and_other_media_alongside(db_url):
+    e = energy(build(db_url), "B2")
     steam = medium(e, "steam")
     assert steam["unit"] == "t" and steam["quantity"] == pytest.approx(4.0)  # all 8 h of 0.5 t/h
     assert share(steam, "st-2")["idle_quantity"] == pytest.approx(3.0)
@@ -168,16 +169,16 @@ def test_steam_spread_over_its_line_and_other_media_alongside(tmp_path):
     assert medium(e, "electricity")["quantity"] == pytest.approx(21.0)
 
 
-def test_a_wrapped_counter_gives_the_same_energy(tmp_path):
-    e = energy(build(tmp_path, wrap_e_a=True), "B1")  # the wrap falls in B1's run, at 3 h
+def test_a_wrapped_counter_gives_the_same_energy(db_url):
+    e = energy(build(db_url, wrap_e_a=True), "B1")  # the wrap falls in B1's run, at 3 h
     assert share(medium(e, "electricity"), "e-a")["quantity"] == pytest.approx(30.0)
     assert medium(e, "electricity")["coverage"] == 1.0
     (closure,) = [c for c in e["closures"] if c["meter_id"] == "e-a"]
     assert closure["total"] == pytest.approx(80.0) and closure["anomalies"] == []
 
 
-def test_a_requested_period_cuts_batches_at_its_edges(tmp_path):
-    p = build(tmp_path)
+def test_a_requested_period_cuts_batches_at_its_edges(db_url):
+    p = build(db_url)
     e = energy(p, "B1", period_start=iso(0), period_end=iso(2))
     assert e["period"]["basis"] == "requested" and not e["complete"]
     el = medium(e, "electricity")
@@ -194,8 +195,8 @@ def test_a_requested_period_cuts_batches_at_its_edges(tmp_path):
     assert r.status_code == 422 and "outside the period" in r.json()["detail"]
 
 
-def test_what_is_missing_is_named(tmp_path):
-    p = plant(tmp_path)
+def test_what_is_missing_is_named(db_url):
+    p = plant(db_url)
     c = p.client
     c.post("/api/v1/batches", json=batch("B1", "L1", 1, 3, 100), headers=hdr("li"))
     r = c.get("/api/v1/batches/B1/energy", headers=hdr("engine"))
@@ -246,9 +247,9 @@ def assert_as_each_batch_alone(p: Plant, got: dict, start: str, end: str) -> Non
     ],
 )
 def test_a_period_gives_every_batch_as_alone_and_every_meter_closes(
-    tmp_path, start, end, ids, complete
+    db_url, start, end, ids, complete
 ):
-    p = build(tmp_path)
+    p = build(db_url)
     got = period_energy(p, start, end)
     assert got["period"] == {"start": start, "end": end, "basis": "requested"}
     assert got["topology_version"] == 1 and got["batches_in_period"] == len(ids)
@@ -275,11 +276,11 @@ def test_a_period_gives_every_batch_as_alone_and_every_meter_closes(
         assert totals["e-s"] == pytest.approx((96.0, E_S[1]))
 
 
-def test_batches_under_different_certificates_keep_their_own_uncertainty(tmp_path):
+def test_batches_under_different_certificates_keep_their_own_uncertainty(db_url):
     """e-a's certificate comes into force at 04:00 UTC (midnight of its UTC-4 zone): B1 ran
     before it (class limit, not_yet_valid), B3 after (certificate, valid). One allocation of the
     period still gives each batch the calibration of its own run."""
-    p = build(tmp_path)
+    p = build(db_url)
     cert = json.loads((EXAMPLES / "certificate.json").read_text()) | {
         "certificate_id": "E-A-2026-1",
         "device_id": "e-a",
@@ -304,8 +305,8 @@ def test_batches_under_different_certificates_keep_their_own_uncertainty(tmp_pat
     assert_as_each_batch_alone(p, got, *MARCH)
 
 
-def test_a_period_needs_both_bounds_and_names_what_is_missing(tmp_path):
-    c = plant(tmp_path).client
+def test_a_period_needs_both_bounds_and_names_what_is_missing(db_url):
+    c = plant(db_url).client
     bounds = {"period_start": MARCH[0], "period_end": MARCH[1]}
 
     def get(params: dict[str, str]) -> tuple[int, str]:

@@ -1,19 +1,25 @@
-"""Batches and topology over HTTP with real SQLite: records, versions, roles, filters, errors."""
+"""Batches and topology over HTTP with a real database (SQLite, then PostgreSQL): records,
+versions, roles, filters, errors."""
 
 from __future__ import annotations
 
-import sqlite3
+import threading
 
 import pytest
+from sqlalchemy import delete, event, update
 
-from tests.batch_helpers import Plant, batch, hdr, iso, plant
+from collector.batches.model import Batch
+from collector.batches.store import BatchConflict, BatchStore
+from collector.db.schema import batch_records, topology_versions
+from tests.append_only import assert_refused
+from tests.batch_helpers import Plant, at, batch, hdr, iso, plant
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def p(tmp_path) -> Plant:
-    return plant(tmp_path)
+def p(db_url: str) -> Plant:
+    return plant(db_url)
 
 
 def post(p: Plant, body: object, who: str = "li", **params: str):
@@ -71,8 +77,18 @@ def test_changed_content_needs_supersede_and_keeps_the_old_version(p):
     assert now["batch"]["produced_quantity"] == 120
     old = p.client.get("/api/v1/batches/B1", params={"version": 1}, headers=hdr("li")).json()
     assert old["batch"]["produced_quantity"] == 100  # the old record stays, traceable
-    with sqlite3.connect(p.db) as db, pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        db.execute("UPDATE batch_records SET body = '{}'")
+
+
+def test_the_database_refuses_edits_of_records(p):
+    post(p, batch("B1", "L1", 1, 3, 100))
+    assert p.client.put("/api/v1/topology", content=GOOD, headers=hdr("li")).status_code == 201
+    assert_refused(
+        p.db,
+        update(batch_records).values(body="{}"),
+        delete(batch_records),
+        update(topology_versions).values(source="x"),
+        delete(topology_versions),
+    )
 
 
 def test_a_request_is_recorded_whole_or_not_at_all(p):
@@ -174,3 +190,39 @@ def test_overlapping_assignments_of_one_meter_are_refused(p):
     r = p.client.put("/api/v1/topology", content=text, headers=hdr("li"))
     assert r.status_code == 422
     assert "assignments: meter sub: assignments valid from" in r.json()["detail"]
+
+
+def test_two_imports_at_once_cannot_both_record_overlapping_batches(p):
+    """The first import pauses after its insert, uncommitted, while a second store records an
+    overlapping batch on the same line: the second waits for the first to commit (SQLite's write
+    lock, PostgreSQL's advisory lock), then sees its batch and is refused; one is recorded."""
+    first_inserted, second_done = threading.Event(), threading.Event()
+
+    def pause_first(_conn, _cursor, statement, _params, _context, _many) -> None:
+        if statement.startswith("INSERT INTO batch_records") and not first_inserted.is_set():
+            first_inserted.set()
+            second_done.wait(1)  # the second import must not get past its lock meanwhile
+
+    outcomes: list[object] = []
+
+    def record(batch_id: str) -> None:
+        one = Batch.model_validate(batch(batch_id, "L1", 1, 3, 100))
+        try:
+            outcomes.append(BatchStore(p.db).record([one], actor="li", at=at(9), source="t"))
+        except BatchConflict as exc:
+            outcomes.append(exc)
+
+    event.listen(p.db.engine, "before_cursor_execute", pause_first)
+    try:
+        first = threading.Thread(target=record, args=("B1",))
+        first.start()
+        assert first_inserted.wait(10)
+        second = threading.Thread(target=lambda: (record("B2"), second_done.set()))
+        second.start()
+        first.join(30)
+        second.join(30)
+    finally:
+        event.remove(p.db.engine, "before_cursor_execute", pause_first)
+    (conflict,) = [o for o in outcomes if isinstance(o, BatchConflict)]
+    assert "overlaps batch B1" in str(conflict)
+    assert [r.batch.id for r in BatchStore(p.db).batches()] == ["B1"]

@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from collector.db import open_database
+from collector.db.schema import batch_records
 from metertrace.cli import main
 from tests.batch_helpers import TOKENS
 from tests.integration.test_batch_energy_api import TOPOLOGY, build
@@ -40,17 +42,26 @@ def write(path: Path, lines: list[str]) -> Path:
     return path
 
 
+def collector_yaml(tmp_path: Path, db_url: str) -> Path:
+    return write(tmp_path / "collector.yaml", [f"database: {{url: '{db_url}'}}"])
+
+
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return write(tmp_path / "collector.yaml", ["database: {path: collector.db}"])
+def config(tmp_path: Path, db_url: str) -> Path:
+    return collector_yaml(tmp_path, db_url)
 
 
-def stored(tmp_path: Path) -> list[tuple[str, int]]:
-    with sqlite3.connect(tmp_path / "collector.db") as db:
-        return db.execute("SELECT batch_id, version FROM batch_records ORDER BY 1, 2").fetchall()
+def stored(db_url: str) -> list[tuple[str, int]]:
+    query = select(batch_records.c.batch_id, batch_records.c.version).order_by(
+        batch_records.c.batch_id, batch_records.c.version
+    )
+    with open_database(db_url).read() as conn:
+        return [(r.batch_id, r.version) for r in conn.execute(query)]
 
 
-def test_a_file_with_errors_imports_nothing_and_lists_every_problem(tmp_path, config, capsys):
+def test_a_file_with_errors_imports_nothing_and_lists_every_problem(
+    tmp_path, db_url, config, capsys
+):
     bad = [ROWS[0], ROWS[1].replace("300", "3OO"), ROWS[2].replace("kilogram", "kg")]
     f = write(tmp_path / "week.csv", [HEADER, *bad])
     code, _, err = run(["batches", "import", str(f), "-c", str(config)], capsys)
@@ -59,7 +70,7 @@ def test_a_file_with_errors_imports_nothing_and_lists_every_problem(tmp_path, co
     assert "row 3, column produced_quantity, value '3OO': not a positive number" in err
     assert "row 4, column declared_unit, value 'kg'" in err and "did you mean 'kilogram'" in err
     assert "nothing imported: 2 problem(s) in 2 row(s)" in err and "--skip-bad-rows" in err
-    assert stored(tmp_path) == []
+    assert stored(db_url) == []
 
     code, out, err = run(
         ["batches", "import", str(f), "-c", str(config), "--skip-bad-rows"], capsys
@@ -68,10 +79,10 @@ def test_a_file_with_errors_imports_nothing_and_lists_every_problem(tmp_path, co
     assert (
         "1 created, 0 superseded (new versions), 0 unchanged, 2 bad row(s) skipped: [3, 4]" in out
     )
-    assert stored(tmp_path) == [("B1", 1)]
+    assert stored(db_url) == [("B1", 1)]
 
 
-def test_reimport_is_a_no_op_and_a_change_needs_supersede(tmp_path, config, capsys):
+def test_reimport_is_a_no_op_and_a_change_needs_supersede(tmp_path, db_url, config, capsys):
     f = write(tmp_path / "week.csv", [HEADER, *ROWS])
     argv = ["batches", "import", str(f), "-c", str(config)]
     assert "3 created" in run(argv, capsys)[1]
@@ -79,10 +90,10 @@ def test_reimport_is_a_no_op_and_a_change_needs_supersede(tmp_path, config, caps
     write(f, [HEADER, ROWS[0], ROWS[1].replace("300", "310"), ROWS[2]])
     code, _, err = run(argv, capsys)
     assert code == 2 and "row 3, batch B2: is recorded (version 1) with different content" in err
-    assert stored(tmp_path) == [("B1", 1), ("B2", 1), ("B3", 1)]
+    assert stored(db_url) == [("B1", 1), ("B2", 1), ("B3", 1)]
     code, out, _ = run([*argv, "--supersede"], capsys)
     assert code == 0 and "0 created, 1 superseded (new versions), 2 unchanged" in out
-    assert stored(tmp_path) == [("B1", 1), ("B2", 1), ("B2", 2), ("B3", 1)]
+    assert stored(db_url) == [("B1", 1), ("B2", 1), ("B2", 2), ("B3", 1)]
 
 
 def test_topology_set_validates_and_versions(tmp_path, config, capsys):
@@ -97,9 +108,9 @@ def test_topology_set_validates_and_versions(tmp_path, config, capsys):
     assert "plant-topology.yaml: assignments[1].rule: Input should be 'dedicated'" in err
 
 
-def test_export_csv_and_json_from_the_database(tmp_path, capsys):
-    build(tmp_path)  # the plant of test_batch_energy_api, in tmp_path/collector.db
-    config = write(tmp_path / "collector.yaml", ["database: {path: collector.db}"])
+def test_export_csv_and_json_from_the_database(tmp_path, db_url, capsys):
+    build(db_url)  # the plant of test_batch_energy_api
+    config = collector_yaml(tmp_path, db_url)
     code, out, err = run(["batches", "export", "B1", "--format", "csv", "-c", str(config)], capsys)
     assert code == 0, err
     (row,) = list(csv.DictReader(io.StringIO(out)))
@@ -135,7 +146,7 @@ def test_the_same_commands_over_http(tmp_path, served, capsys):
     assert code == 2 and "409" in err and "no topology is set" in err
 
 
-def test_a_simulated_plant_schedule_imports_as_an_mes_export(tmp_path, config, capsys):
+def test_a_simulated_plant_schedule_imports_as_an_mes_export(tmp_path, db_url, config, capsys):
     scenario = Path(__file__).resolve().parents[2] / "metertrace/examples/three-lines/scenario.yaml"
     out = tmp_path / "week.csv"
     code, _, err = run(["sim", "batches", "-c", str(scenario), "-o", str(out)], capsys)
@@ -144,7 +155,7 @@ def test_a_simulated_plant_schedule_imports_as_an_mes_export(tmp_path, config, c
     assert f"wrote {len(rows)} batches" in err and {r["line"] for r in rows} == {"L1", "L2", "L3"}
     code, _, err = run(["batches", "import", str(out), "-c", str(config)], capsys)
     assert code == 0, err
-    assert sorted(b for b, _ in stored(tmp_path)) == sorted(r["id"] for r in rows)
+    assert sorted(b for b, _ in stored(db_url)) == sorted(r["id"] for r in rows)
     # a scenario without a plant has no batches to give
     plain = scenario.parents[1] / "scenario.yaml"
     code, _, _ = run(["sim", "batches", "-c", str(plain)], capsys)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from collector.db import open_database
 from tests.api import api_app
 
 pytestmark = pytest.mark.integration
@@ -28,8 +29,8 @@ def hdr(who: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def client(tmp_path):
-    app = api_app(tmp_path / "c.db", TOKENS)
+def client(db_url):
+    app = api_app(open_database(db_url), TOKENS)
     c = TestClient(app)
     assert c.post("/api/v1/registry/devices", json=DEVICE, headers=hdr("li")).status_code == 201
     return c

@@ -1,4 +1,5 @@
-"""The collector against a real Mosquitto and a real SQLite file, through its HTTP API."""
+"""The collector against a real Mosquitto and a real database (SQLite, then PostgreSQL), through
+its HTTP API."""
 
 from __future__ import annotations
 
@@ -21,12 +22,12 @@ pytestmark = pytest.mark.integration
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, broker, uid: str) -> None:
+    def __init__(self, tmp_path: Path, db_url: str, broker, uid: str) -> None:
         self.gw, self.dev = f"gw-{uid}", f"m-{uid}"
         self.key = create_key(tmp_path / "gw.key")
         config = CollectorConfig.model_validate(
             {
-                "database": {"path": str(tmp_path / "c.db")},
+                "database": {"url": db_url},
                 "signing": {"key_file": str(tmp_path / "collector.pem")},
                 "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"col-{uid}"},
                 "gateways": [
@@ -77,8 +78,8 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path, broker, uid) -> Iterator[tuple[Rig, TestClient]]:
-    r = Rig(tmp_path, broker, uid)
+def rig(tmp_path, db_url, broker, uid) -> Iterator[tuple[Rig, TestClient]]:
+    r = Rig(tmp_path, db_url, broker, uid)
     with TestClient(r.collector.app) as client:
         wait_for(
             lambda: client.get("/api/v1/health").json()["mqtt_connected"],

@@ -1,7 +1,8 @@
-"""The evidence bundle round trip: GET /api/v1/batches/{id}/evidence over real SQLite with
-Ed25519-signed messages through the real ingest path, then `metertrace verify` on it; one
-altered byte anywhere is detected and named, including in the manifest, which the collector
-signs: verified against the collector's public key given as the trust anchor.
+"""The evidence bundle round trip: GET /api/v1/batches/{id}/evidence over a real database
+(SQLite, then PostgreSQL) with Ed25519-signed messages through the real ingest path, then
+`metertrace verify` on it; one altered byte anywhere is detected and named, including in the
+manifest, which the collector signs: verified against the collector's public key given as the
+trust anchor.
 
 The plant is that of test_batch_energy_api (e-a dedicated to L1 with a counter wrap reported by
 the gateway, e-s shared by L1 and L2 with a certificate, st-2 steam on L2)."""
@@ -14,7 +15,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ from tests.batch_helpers import (
     register_meters,
     steady,
 )
+from tests.databases import ENGINES, Databases
 
 pytestmark = pytest.mark.integration
 
@@ -96,10 +98,19 @@ class Gateway:
         self.p.store.ingest_events([judged])
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict]:
-    """(the zip of B1, the energy endpoint's JSON of B1)."""
-    p = plant(tmp_path_factory.mktemp("plant"))
+@pytest.fixture(scope="module", params=ENGINES)
+def bundle(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[bytes, dict]]:
+    """(the zip of B1, the energy endpoint's JSON of B1), built once per engine."""
+    databases = Databases(request.param, tmp_path_factory.mktemp("plant"), "bundle")
+    try:
+        yield _bundle(plant(databases.new()))
+    finally:
+        databases.cleanup()
+
+
+def _bundle(p: Plant) -> tuple[bytes, dict]:
     c = p.client
     c.app.state.signer = COLLECTOR  # the key the tests hold as the trusted one
     register_meters(p)
@@ -373,10 +384,10 @@ def test_a_message_altered_with_its_manifest_hash_fixed_fails_its_signature(tmp_
     assert chain and "broken link at seq 14" in chain[0].detail
 
 
-def test_messages_signed_with_a_shared_hmac_key_are_reported_unverifiable(tmp_path):
+def test_messages_signed_with_a_shared_hmac_key_are_reported_unverifiable(tmp_path, db_url):
     from tests.integration.test_batch_energy_api import build
 
-    r = build(tmp_path).client.get("/api/v1/batches/B1/evidence", headers=hdr("engine"))
+    r = build(db_url).client.get("/api/v1/batches/B1/evidence", headers=hdr("engine"))
     assert r.status_code == 200, r.text
     report = check(tmp_path, r.content)
     assert json.loads(members(r.content)["keys.json"]) == []  # no HMAC secret is ever bundled
@@ -385,10 +396,10 @@ def test_messages_signed_with_a_shared_hmac_key_are_reported_unverifiable(tmp_pa
     assert {f.check for f in report.findings} == {"signature"}  # the rest holds
 
 
-def test_factors_json_holds_the_stored_records_too_and_the_bundle_still_verifies(tmp_path):
+def test_factors_json_holds_the_stored_records_too_and_the_bundle_still_verifies(tmp_path, db_url):
     from tests.integration.test_batch_energy_api import build
 
-    p = build(tmp_path)
+    p = build(db_url)
     override = {"name": "cn-grid-average-2023", "value": 0.5712, "note": "the plant's province",
                 "source": "Provincial grid factor, Jiangsu 2023"}  # fmt: skip
     r = p.client.post("/api/v1/factors", json=override, headers=hdr("li"))

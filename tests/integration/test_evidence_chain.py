@@ -1,6 +1,6 @@
 """Signatures, keys and the evidence chain through the real broker and collector: forged
 signatures, unknown keys, key rotation, replays, gaps, and recomputation under a superseding
-certificate."""
+certificate; on each engine (SQLite, then PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -75,10 +75,10 @@ class Gateway:
 
 
 @pytest.fixture
-def rig(tmp_path, broker, uid) -> Iterator[tuple[Gateway, TestClient]]:
+def rig(tmp_path, db_url, broker, uid) -> Iterator[tuple[Gateway, TestClient]]:
     config = CollectorConfig.model_validate(
         {
-            "database": {"path": str(tmp_path / "c.db")},
+            "database": {"url": db_url},
             "signing": {"key_file": str(tmp_path / "collector.pem")},
             "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"col-{uid}"},
             "api": {

@@ -1,19 +1,21 @@
-"""Emission factor records over HTTP with real SQLite: overrides and new names as new versions,
-history, the version rule (409), cited records (422 naming the field), roles, and the table
-itself refusing edits."""
+"""Emission factor records over HTTP with a real database (SQLite, then PostgreSQL): overrides
+and new names as new versions, history, the version rule (409), cited records (422 naming the
+field), roles, and the table itself refusing edits."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete, func, update
 
+from collector.db import Database, open_database
+from collector.db.schema import factor_records
 from collector.factors.model import FactorRegistry
-from collector.factors.store import SqliteFactors
+from collector.factors.store import FactorStore
 from tests.api import api_app
+from tests.append_only import assert_refused
 from tests.batch_helpers import TOKENS, hdr
 
 pytestmark = pytest.mark.integration
@@ -42,12 +44,12 @@ PPA = {
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "collector.db"
+def db(db_url: str) -> Database:
+    return open_database(db_url)
 
 
 @pytest.fixture
-def client(db: Path) -> TestClient:
+def client(db: Database) -> TestClient:
     return TestClient(api_app(db, TOKENS))
 
 
@@ -78,8 +80,8 @@ def test_an_override_is_the_next_version_and_the_built_in_stays(client, db):
     assert {f["id"] for f in listed} >= {f"{GRID}@1", f"{GRID}@2", "cn-natural-gas@1"}
     current = {f["name"]: f["id"] for f in listed if f["current"]}
     assert current[GRID] == f"{GRID}@2" and current["cn-natural-gas"] == "cn-natural-gas@1"
-    # stored: another connection to the file sees it as the name's current record
-    again = SqliteFactors(db).registry()
+    # stored: another store on the database sees it as the name's current record
+    again = FactorStore(db).registry()
     assert again.current(GRID).value == 0.5712 and again.get(f"{GRID}@1").value == BUILT_IN.value
 
 
@@ -158,13 +160,12 @@ def test_roles(client):
 
 def test_the_table_refuses_updates_and_deletes(client, db):
     assert post(client, OVERRIDE).status_code == 201
-    with sqlite3.connect(db) as raw:
-        for sql in (
-            "UPDATE factor_records SET body = replace(body, '0.5712', '0.1')",
-            "UPDATE factor_records SET recorded_by = 'someone else'",
-            "DELETE FROM factor_records",
-        ):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only: add a new version"):
-                raw.execute(sql)
+    assert_refused(
+        db,
+        update(factor_records).values(body=func.replace(factor_records.c.body, "0.5712", "0.1")),
+        update(factor_records).values(recorded_by="someone else"),
+        delete(factor_records),
+        match="append-only: add a new version",
+    )
     (stored,) = [v for v in history(client, GRID) if not v["builtin"]]
     assert (stored["value"], stored["created_by"]) == (0.5712, "li")

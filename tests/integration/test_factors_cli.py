@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from collector.db import open_database
+from collector.factors.model import BUILTIN
+from collector.factors.store import FactorStore
 from tests.batch_helpers import TOKENS
-from tests.integration.test_batches_cli import run, write
+from tests.integration.test_batches_cli import collector_yaml, run, write
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +32,18 @@ RECORD = [
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return write(tmp_path / "collector.yaml", ["database: {path: collector.db}"])
+def config(tmp_path: Path, db_url: str) -> Path:
+    return collector_yaml(tmp_path, db_url)
 
 
-def stored(tmp_path: Path) -> list[tuple[str, int, str | None, str]]:
-    with sqlite3.connect(tmp_path / "collector.db") as db:
-        return db.execute(
-            "SELECT name, version, supersedes, recorded_by FROM factor_records ORDER BY rowid"
-        ).fetchall()
+def stored(db_url: str) -> list[tuple[str, int, str | None, str]]:
+    """The stored records, in the order they were added."""
+    builtin = {f.id for f in BUILTIN}
+    records = FactorStore(open_database(db_url)).registry().records()
+    return [(f.name, f.version, f.supersedes, f.created_by) for f in records if f.id not in builtin]
 
 
-def test_list_and_add_on_the_database(tmp_path, config, capsys):
+def test_list_and_add_on_the_database(tmp_path, db_url, config, capsys):
     db = ["-c", str(config)]
     code, out, err = run(["factors", "list", *db], capsys)
     assert code == 0, err
@@ -52,7 +54,7 @@ def test_list_and_add_on_the_database(tmp_path, config, capsys):
     assert code == 2 and "--override needs --source" in err
     code, _, err = run(["factors", "add", *override, "--source", " ", *db], capsys)
     assert code == 2 and "source:" in err and "citation" in err
-    assert stored(tmp_path) == []
+    assert stored(db_url) == []
 
     source = ["--source", "Provincial grid factor, Jiangsu 2023"]
     code, out, err = run(["factors", "add", *override, *source, *db, "--actor", "li"], capsys)
@@ -76,10 +78,10 @@ def test_list_and_add_on_the_database(tmp_path, config, capsys):
     assert (ppa["published"], ppa["created_by"], ppa["current"]) == ("2025-06-01", "cli", True)
     code, _, err = run(["factors", "list", "--name", "grid", *db], capsys)
     assert code == 2 and "no factor named 'grid'" in err
-    assert stored(tmp_path) == [(GRID, 2, f"{GRID}@1", "li"), ("supplier-ppa-2025", 1, None, "cli")]
+    assert stored(db_url) == [(GRID, 2, f"{GRID}@1", "li"), ("supplier-ppa-2025", 1, None, "cli")]
 
 
-def test_list_and_add_over_http(tmp_path, served, capsys):
+def test_list_and_add_over_http(tmp_path, db_url, served, capsys):
     _, url = served
     li, engine = (["--url", url, "--token", TOKENS[who][1]] for who in ("li", "engine"))
     override = ["--override", GRID, "--value", "0.5712", "--note", "province",
@@ -99,4 +101,4 @@ def test_list_and_add_over_http(tmp_path, served, capsys):
     f = write(tmp_path / "uncited.yaml", [r for r in RECORD if not r.startswith("source")])
     code, _, err = run(["factors", "add", str(f), *li], capsys)
     assert code == 2 and "source: Field required: the citation" in err
-    assert stored(tmp_path) == [(GRID, 2, f"{GRID}@1", "li")]
+    assert stored(db_url) == [(GRID, 2, f"{GRID}@1", "li")]

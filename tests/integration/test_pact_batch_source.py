@@ -1,4 +1,5 @@
-"""Footprints from batches: real SQLite, readings through the real ingest path.
+"""Footprints from batches: a real database (SQLite, then PostgreSQL), readings through the real
+ingest path.
 
 The plant (hours from T = 2026-03-10, counters rising at constant rates, so figures are exact):
 
@@ -29,7 +30,7 @@ from collector.allocation.conversions import CN_GUIDELINE_WATER_20C, steam_energ
 from collector.batches.energy_out import BatchEnergyOut, PeriodOut
 from collector.batches.energy_service import PeriodEnergy
 from collector.batches.model import Batch
-from collector.batches.store import SqliteBatches
+from collector.batches.store import BatchStore
 from collector.factors.model import FactorRegistry
 from collector.footprints import PactSettings
 from collector.footprints.app import pact_app
@@ -42,7 +43,7 @@ from collector.footprints.batch_source import (
 from collector.footprints.footprint_settings import FootprintSettings
 from collector.footprints.tokens import secret_hash
 from collector.ledger.counter_readings import CounterStore
-from collector.metrology.registry_store import SqliteRegistry
+from collector.metrology.registry_store import RegistryStore
 from tests.batch_helpers import Plant, batch, hdr, plant, register_meters, steady
 from tests.helpers import free_port, metertrace, port_open, stop, tail, wait_for
 from tests.integration.test_pact_api import self_signed
@@ -79,8 +80,8 @@ GRID = FactorRegistry().current("cn-grid-average-2023").value
 HEAT_KG_PER_GJ = 110.0
 
 
-def build(tmp_path: Path) -> Plant:
-    p = plant(tmp_path)
+def build(db_url: str) -> Plant:
+    p = plant(db_url)
     c = p.client
     register_meters(p)
     p.ingest("e-a", steady(10.0))
@@ -111,7 +112,7 @@ class Clock:
 
 def source(p: Plant, clock: Clock) -> BatchFootprintSource:
     return BatchFootprintSource(
-        SqliteBatches(p.db), SqliteRegistry(p.db), CounterStore(p.db), SETTINGS, clock=clock
+        BatchStore(p.db), RegistryStore(p.db), CounterStore(p.db), SETTINGS, clock=clock
     )
 
 
@@ -119,8 +120,8 @@ def by_product(src: BatchFootprintSource) -> dict[str, dict]:
     return {pf.product_ids[0].rsplit(":", 1)[1]: pf.to_json() for pf in src.footprints()}
 
 
-def test_one_footprint_per_product_and_month_from_the_measured_energy(tmp_path):
-    got = by_product(source(build(tmp_path), Clock(APRIL)))
+def test_one_footprint_per_product_and_month_from_the_measured_energy(db_url):
+    got = by_product(source(build(db_url), Clock(APRIL)))
     assert set(got) == {"P-L1", "P-L2"}
     l1, l2 = got["P-L1"], got["P-L2"]
     march = ("2026-03-01T00:00:00.000000Z", "2026-04-01T00:00:00.000000Z")
@@ -146,8 +147,8 @@ def test_one_footprint_per_product_and_month_from_the_measured_energy(tmp_path):
     assert l1["pcf"]["dqi"]["geographicalDQR"] == 1.0  # CN factors for a CN footprint
 
 
-def test_ids_are_stable_and_unchanged_inputs_publish_nothing(tmp_path):
-    p = build(tmp_path)
+def test_ids_are_stable_and_unchanged_inputs_publish_nothing(db_url):
+    p = build(db_url)
     first = source(p, Clock(APRIL))
     ids = {pf.id: pf.version for pf in first.footprints()}
     again = source(p, Clock(datetime(2026, 4, 9, tzinfo=UTC)))  # a restart, later
@@ -155,14 +156,14 @@ def test_ids_are_stable_and_unchanged_inputs_publish_nothing(tmp_path):
     assert {pf.id: pf.version for pf in again.footprints()} == ids
 
 
-def test_an_open_or_unsettled_month_is_not_published(tmp_path):
-    p = build(tmp_path)
+def test_an_open_or_unsettled_month_is_not_published(db_url):
+    p = build(db_url)
     assert source(p, Clock(datetime(2026, 3, 31, tzinfo=UTC))).footprints() == []
     assert source(p, Clock(datetime(2026, 4, 1, 12, tzinfo=UTC))).footprints() == []
 
 
-def test_changed_inputs_are_a_new_version_and_a_new_unit_a_new_footprint(tmp_path):
-    p = build(tmp_path)
+def test_changed_inputs_are_a_new_version_and_a_new_unit_a_new_footprint(db_url):
+    p = build(db_url)
     clock = Clock(APRIL)
     src = source(p, clock)
     before = by_product(src)["P-L1"]
@@ -202,10 +203,10 @@ def test_changed_inputs_are_a_new_version_and_a_new_unit_a_new_footprint(tmp_pat
     assert fresh["version"] == 1 and "updated" not in fresh
 
 
-def test_a_users_factor_override_publishes_a_new_version_scaled_by_its_ratio(tmp_path):
+def test_a_users_factor_override_publishes_a_new_version_scaled_by_its_ratio(db_url):
     """The override goes through the collector's API; the source, on its own connection, reads
     the factor store at its next refresh."""
-    p = build(tmp_path)
+    p = build(db_url)
     clock = Clock(APRIL)
     src = source(p, clock)
     before = by_product(src)
@@ -241,13 +242,11 @@ class PerBatch(BatchEnergies):
         return self.service.energy(batch.id, tz=self.tz)
 
 
-def test_each_period_is_allocated_once_and_the_figures_are_the_per_batch_ones(
-    tmp_path, monkeypatch
-):
+def test_each_period_is_allocated_once_and_the_figures_are_the_per_batch_ones(db_url, monkeypatch):
     """March's batches, B4 running from March into April (its own period: both months) and
     April's B5: three accounting periods for six batches, each allocated once per refresh, and
     every footprint the same as from one allocation per batch."""
-    p = plant(tmp_path)
+    p = plant(db_url)
     c = p.client
     register_meters(p)
     hours = 24 * 23.0  # 10 March to 2 April 00:00, read hourly
@@ -299,8 +298,8 @@ def test_each_period_is_allocated_once_and_the_figures_are_the_per_batch_ones(
     assert [(m.medium, m.quantity) for m in b4.media] == [("electricity", pytest.approx(88.0))]
 
 
-def test_served_by_the_pact_host(tmp_path):
-    p = build(tmp_path)
+def test_served_by_the_pact_host(db_url):
+    p = build(db_url)
     settings = PactSettings.model_validate(
         {"clients": [{"client_id": "acme", "secret_sha256": secret_hash("acme-secret")}]}
     )
@@ -314,13 +313,13 @@ def test_served_by_the_pact_host(tmp_path):
     assert one.status_code == 200 and one.json()["data"] == listed[0]
 
 
-def test_collector_serve_runs_the_pact_host_on_its_own_https_port(tmp_path, broker, uid):
+def test_collector_serve_runs_the_pact_host_on_its_own_https_port(tmp_path, db_url, broker, uid):
     """`metertrace collector serve` with a pact: block: a second server, over TLS, real socket."""
-    build(tmp_path)  # the plant's data in tmp_path/collector.db (March 2026: closed by now)
+    build(db_url)  # the plant's data (March 2026: closed by now)
     cert, key = self_signed(tmp_path)
     api_port, pact_port = free_port(), free_port()
     config = {
-        "database": {"path": "collector.db"},
+        "database": {"url": db_url},
         "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": f"col-{uid}"},
         "api": {"port": api_port},
         "pact": {
@@ -359,11 +358,11 @@ def test_collector_serve_runs_the_pact_host_on_its_own_https_port(tmp_path, brok
     assert not port_open(api_port) and not port_open(pact_port), tail(log)
 
 
-def test_the_comment_names_the_month_as_its_time_zone_shows_it(tmp_path):
+def test_the_comment_names_the_month_as_its_time_zone_shows_it(db_url):
     shanghai = SETTINGS.model_copy(update={"time_zone": "Asia/Shanghai"})
-    p = build(tmp_path)
+    p = build(db_url)
     src = BatchFootprintSource(
-        SqliteBatches(p.db), SqliteRegistry(p.db), CounterStore(p.db), shanghai, clock=Clock(APRIL)
+        BatchStore(p.db), RegistryStore(p.db), CounterStore(p.db), shanghai, clock=Clock(APRIL)
     )
     (pf, *_) = src.footprints()
     doc = pf.to_json()

@@ -1,9 +1,11 @@
-"""Registry routes over HTTP with roles: who may change devices, and the audit trail."""
+"""Registry routes over HTTP with roles (SQLite, then PostgreSQL): who may change devices, and
+the audit trail."""
 
 import pytest
 from fastapi.testclient import TestClient
 
 from collector.config import ApiSettings
+from collector.db import open_database
 from tests.api import api_app
 
 pytestmark = pytest.mark.integration
@@ -29,8 +31,8 @@ def hdr(who: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def client(tmp_path):
-    app = api_app(tmp_path / "c.db", TOKENS)
+def client(db_url):
+    app = api_app(open_database(db_url), TOKENS)
     return TestClient(app)
 
 

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from collector.batches.csv_format import parse_csv
-from collector.batches.importer import Progress
+from metertrace.progress import Progress
 
 pytestmark = pytest.mark.unit
 

@@ -16,8 +16,6 @@ import pytest
 from pydantic import ValidationError
 
 from collector.ingest.rules import AcceptedEvent, GatewayKey, Trust, judge
-from collector.ledger.port import Outcome
-from collector.ledger.store import SqliteStore
 from device_profiles import Function, Profile, encode, find_profile, is_float
 from device_profiles.dlt645 import Dlt645Profile, encode_bcd
 from edge_agent.counter_quality import CounterNotice, CounterWatch
@@ -25,14 +23,12 @@ from edge_agent.counters import CounterEvent, CounterPolicy, EventKind
 from edge_agent.messages import MessageSigner
 from edge_agent.outbox import Outbox
 from edge_agent.poller import DevicePoller
-from edge_agent.retention import Loss
 from edge_agent.transports import NoAnswer
 from metertrace.signing import HmacSigner
 from metertrace.wire import (
     CounterEventBody,
     CounterKind,
     EventMessage,
-    LossReason,
     verify_hmac,
 )
 
@@ -378,30 +374,3 @@ def test_an_event_that_cannot_be_built_leaves_no_reading_either(tmp_path):
             events=([bad], signer.counter),
         )
     assert box.depth() == 0 and box.last_seq("m1") == 0 and box.trusted("m1") == {}
-
-
-# --- the collector --------------------------------------------------------------------------
-
-
-def test_the_collector_stores_counter_events_beside_data_loss(tmp_path):
-    trust = Trust.of({"gw-1": GatewayKey(KEY, frozenset({"m1"}))})
-    signer = MessageSigner("gw-1", HmacSigner(KEY, kid="gw-1"))
-    lost = Loss("m1", LossReason.MAX_BYTES, 11, 20, 10, T0, T0 + timedelta(minutes=9))
-    reset = CounterNotice(_event(EventKind.RESET), "Nm³", 0.5)
-    judged = [judge(*signer.data_loss(1, lost), trust), judge(*signer.counter(2, reset), trust)]
-    assert all(isinstance(j, AcceptedEvent) for j in judged)
-    store = SqliteStore(tmp_path / "collector.db")
-    assert store.ingest_events(judged) == [Outcome.STORED, Outcome.STORED]
-    assert store.ingest_events(judged[1:]) == [Outcome.DUPLICATE]
-    loss_row, counter_row = store.events(device="m1")
-    assert (loss_row.event, loss_row.count, loss_row.counter) == ("data_loss", 10, None)
-    assert (counter_row.event, counter_row.reason, counter_row.count) == ("counter", None, None)
-    assert counter_row.counter is not None
-    assert (
-        counter_row.counter.model_dump()
-        == CounterEventBody.model_validate(
-            body(kind="reset", consumption=0.5, wrap=None, detail="")
-        ).model_dump()
-    )
-    assert store.stats().reported_lost == 10  # a counter event reports no lost message
-    store.close()

@@ -55,3 +55,16 @@ def test_missing_extra_names_the_extra(tmp_path):
     )
     assert r.returncode == 2
     assert "pip install 'metertrace[collector]'" in r.stderr
+
+
+def test_the_migrations_ship_inside_the_package():
+    # Alembic's script directory is read from the installed package (no alembic.ini): the
+    # revisions and the template are package data, env.py a module of the package.
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folder = ROOT / "collector" / "db" / "migrations"
+    assert (folder / "__init__.py").exists() and (folder / "env.py").exists()
+    shipped = {p for pattern in setuptools["package-data"]["collector.db.migrations"]
+               for p in folder.glob(pattern)}  # fmt: skip
+    revisions = set(folder.glob("versions/*.py"))
+    assert len(revisions) >= 2 and revisions <= shipped
+    assert folder / "script.py.mako" in shipped

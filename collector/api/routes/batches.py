@@ -7,7 +7,7 @@ edited: a changed batch is a new version (supersede=true), a new topology a new 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -23,8 +23,8 @@ from collector.batches.period import PeriodError
 from collector.batches.store import (
     BatchConflict,
     BatchRecord,
+    BatchStore,
     RecordResult,
-    SqliteBatches,
     TopologyRecord,
 )
 from collector.batches.topology_file import TopologyError, parse_topology
@@ -34,8 +34,8 @@ from metertrace.timeutil import parse_utc, utcnow
 router = APIRouter(prefix="/api/v1", tags=["batches"])
 
 
-def _batches(request: Request) -> SqliteBatches:
-    return app_state(request, "batches", SqliteBatches, "batch store")
+def _batches(request: Request) -> BatchStore:
+    return app_state(request, "batches", BatchStore, "batch store")
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -179,7 +179,8 @@ def batch_energy(
     """Per medium: quantity, unit, U (k = 2), coverage, primary-data share, calibration status,
     the contributing meters with their shares and rules, the method text; per declared unit."""
     batches = _batches(request)
-    with closing(CounterStore(batches.path)) as counters, energy_errors():
+    counters = CounterStore(batches.db)
+    with energy_errors():
         return BatchEnergyService(batches, request.app.state.registry, counters).energy(
             batch_id,
             period_start=_time(period_start, "period_start"),
@@ -202,7 +203,8 @@ def period_energy(
     every meter (allocated + overhead = total)."""
     start, end = _required(period_start, "period_start"), _required(period_end, "period_end")
     batches = _batches(request)
-    with closing(CounterStore(batches.path)) as counters, energy_errors():
+    counters = CounterStore(batches.db)
+    with energy_errors():
         return BatchEnergyService(batches, request.app.state.registry, counters).period_energy(
             start, end, topology_version=topology_version
         )

@@ -13,15 +13,15 @@ from collector.metrology.calibration import CalibrationError, derive, due_within
 from collector.metrology.calibration_models import Certificate, CertificateRef
 from collector.metrology.certificates import Registration, StoredCertificate, in_force
 from collector.metrology.dcc import DccError, import_dcc
-from collector.metrology.registry_store import RegistryConflict, SqliteRegistry
+from collector.metrology.registry_store import RegistryConflict, RegistryStore
 from metertrace.corrections import Correction, ModelKind
 from metertrace.timeutil import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["calibration"])
 
 
-def _registry(request: Request) -> SqliteRegistry:
-    registry: SqliteRegistry = request.app.state.registry
+def _registry(request: Request) -> RegistryStore:
+    registry: RegistryStore = request.app.state.registry
     return registry
 
 

@@ -19,8 +19,8 @@ from collector.factors.store import (
     FactorInputError,
     FactorOverride,
     FactorRecord,
+    FactorStore,
     NewFactor,
-    SqliteFactors,
     parse_input,
 )
 from metertrace.timeutil import utcnow
@@ -28,8 +28,8 @@ from metertrace.timeutil import utcnow
 router = APIRouter(prefix="/api/v1", tags=["factors"])
 
 
-def _factors(request: Request) -> SqliteFactors:
-    return app_state(request, "factors", SqliteFactors, "factor store")
+def _factors(request: Request) -> FactorStore:
+    return app_state(request, "factors", FactorStore, "factor store")
 
 
 @router.get("/factors", response_model=list[FactorRecord])

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from collector.api.deps import StoreDep
 from collector.api.schemas import Reading, Recalibrated
 from collector.metrology.certificates import in_force
-from collector.metrology.registry_store import SqliteRegistry
+from collector.metrology.registry_store import RegistryStore
 from metertrace.corrections import apply
 from metertrace.timeutil import parse_utc
 
@@ -26,12 +26,12 @@ def _time(value: str | None, field: str) -> datetime | None:
 
 
 def _known_device(store: StoreDep, device: str, request: Request) -> None:
-    registry: SqliteRegistry = request.app.state.registry
+    registry: RegistryStore = request.app.state.registry
     if device not in {d.id for d in store.devices()} and registry.device(device) is None:
         raise HTTPException(404, f"device {device!r} is not registered; see /api/v1/devices")
 
 
-def _recalibrated(rows: list[Reading], registry: SqliteRegistry, device: str) -> list[Reading]:
+def _recalibrated(rows: list[Reading], registry: RegistryStore, device: str) -> list[Reading]:
     """Each value recomputed under the certificate in force now for its time (read-only)."""
     certs = registry.certificates(device)
     out = []

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from collector.api.auth import CanManageDevices, CanRead
 from collector.metrology.registry import AuditEntry, DeviceRecord, DeviceSpec, Replacement
-from collector.metrology.registry_store import RegistryConflict, SqliteRegistry
+from collector.metrology.registry_store import RegistryConflict, RegistryStore
 from metertrace.signing import EnrolledKey, SigningKeyError, load_public_pem
 from metertrace.timeutil import utcnow
 from metertrace.wire import check_id
@@ -18,8 +18,8 @@ from metertrace.wire import check_id
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 
 
-def _registry(request: Request) -> SqliteRegistry:
-    registry: SqliteRegistry = request.app.state.registry
+def _registry(request: Request) -> RegistryStore:
+    registry: RegistryStore = request.app.state.registry
     return registry
 
 

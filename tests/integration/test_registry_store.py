@@ -1,13 +1,19 @@
-"""The registries on a real SQLite file: append-only versions, replacements, audit log."""
+"""The registries on a real database (SQLite, then PostgreSQL): append-only versions,
+replacements, audit log, and writers racing for one version."""
 
-import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import delete, event, update
+from sqlalchemy.exc import IntegrityError
 
-from collector.metrology.registry import DeviceSpec, Replacement, as_of
-from collector.metrology.registry_store import RegistryConflict, SqliteRegistry
+from collector.db import open_database
+from collector.db.schema import audit_log, device_records
+from collector.metrology.registry import DeviceRecord, DeviceSpec, Replacement, as_of
+from collector.metrology.registry_store import RegistryConflict, RegistryStore
+from tests.append_only import assert_refused
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +36,8 @@ def spec(**over) -> DeviceSpec:
 
 
 @pytest.fixture
-def reg(tmp_path):
-    r = SqliteRegistry(tmp_path / "c.db")
-    yield r
-    r.close()
+def reg(db_url: str) -> RegistryStore:
+    return RegistryStore(open_database(db_url))
 
 
 def test_changes_are_new_versions_with_audit(reg):
@@ -92,16 +96,61 @@ def test_replacement_bridges_two_meters(reg):
         reg.record_replacement(event, actor="a", role="plant_engineer", at=T0)
 
 
-def test_tables_refuse_edits_in_the_database_itself(reg, tmp_path):
+def test_tables_refuse_edits_in_the_database_itself(reg):
     reg.record_device(spec(), actor="a", role="plant_engineer", at=T0)
-    db = sqlite3.connect(tmp_path / "c.db")
-    for sql in (
-        "UPDATE device_records SET reason = 'x'",
-        "UPDATE audit_log SET actor = 'x'",
-        "DELETE FROM audit_log",
-    ):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            db.execute(sql)
+    assert_refused(
+        reg.db,
+        update(device_records).values(reason="x"),
+        update(audit_log).values(actor="x"),
+        delete(audit_log),
+    )
+
+
+def test_two_writers_racing_for_the_next_version_record_it_once(databases):
+    """Two stores on one database both add version 2 of a device at once. SQLite: the write
+    transaction takes the lock before it reads, so the second writer reads version 2 and is
+    refused as stale. PostgreSQL: both read version 1 (each insert waits until both have read)
+    and the primary key refuses the second insert. Either way: one version 2, one conflict."""
+    url = databases.new()
+    db = open_database(url)
+    RegistryStore(db).record_device(spec(), actor="a", role="plant_engineer", at=T0)
+    stores = [RegistryStore(open_database(url)) for _ in range(2)]
+    outcomes: list[DeviceRecord | RegistryConflict] = []
+
+    def edit(store: RegistryStore, actor: str) -> None:
+        try:
+            outcomes.append(store.record_device(
+                spec(ct_ratio=60), actor=actor, role="plant_engineer",
+                at=T0 + timedelta(hours=1), expected_version=1,
+            ))  # fmt: skip
+        except RegistryConflict as exc:
+            outcomes.append(exc)
+
+    both_read = threading.Barrier(2)
+
+    def insert_when_both_read(_conn, _cursor, statement, *_args) -> None:
+        if statement.startswith("INSERT INTO device_records"):
+            both_read.wait(10)
+
+    if databases.engine == "postgresql":  # on SQLite the second writer waits to begin at all
+        event.listen(db.engine, "before_cursor_execute", insert_when_both_read)
+    threads = [threading.Thread(target=edit, args=(s, f"w{i}")) for i, s in enumerate(stores)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        if event.contains(db.engine, "before_cursor_execute", insert_when_both_read):
+            event.remove(db.engine, "before_cursor_execute", insert_when_both_read)
+    (won,) = [o for o in outcomes if isinstance(o, DeviceRecord)]
+    (lost,) = [o for o in outcomes if isinstance(o, RegistryConflict)]
+    assert "elec-main is at version 2, not 1; reload it and apply your change again" in str(lost)
+    if databases.engine == "postgresql":  # refused by the primary key, not by the version check
+        assert isinstance(lost.__cause__, IntegrityError)
+    history = RegistryStore(db).device_history("elec-main")
+    assert [(r.version, r.recorded_by) for r in history] == [(1, "a"), (2, won.recorded_by)]
+    assert [a.action for a in RegistryStore(db).audit()] == ["device.create", "device.update"]
 
 
 def test_bad_specs_name_the_field():
