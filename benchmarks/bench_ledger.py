@@ -87,11 +87,15 @@ def reference(
 
 
 @contextmanager
-def database(store: str, work: Path) -> Iterator[str]:
+def database(store: str, work: Path, keep: bool) -> Iterator[str]:
+    """A new database for one run, removed afterwards unless kept (to time --compute again)."""
     if store == "sqlite":
         url = sqlite_url(work / "ledger-bench.db")
         yield url
         close_database(url)
+        if keep:
+            print(f"kept: {url}", file=sys.stderr)
+            return
         for p in work.glob("ledger-bench.db*"):
             p.unlink()
         return
@@ -101,7 +105,10 @@ def database(store: str, work: Path) -> Iterator[str]:
     try:
         yield url
     finally:
-        drop_pg_database(url)
+        if keep:
+            print(f"kept: {url}", file=sys.stderr)
+        else:
+            drop_pg_database(url)
 
 
 def compute(url: str, start: str, end: str, out: str) -> None:
@@ -135,7 +142,7 @@ def period_figures(period: Any) -> Iterator[tuple[str, Any]]:
 def run_store(store: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     batches, topology, media, readings, start = plant(args.days, args.batches_per_line)
     end = start + timedelta(days=args.days)
-    with database(store, work) as url:
+    with database(store, work, args.keep) as url:
         t0 = time.perf_counter()
         stored = load_plant(url, batches, topology, media, readings, progress=not args.quiet)
         load_s = time.perf_counter() - t0
@@ -184,15 +191,21 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--work", help="folder for the SQLite file (default: a temporary one)")
     p.add_argument("--out", help="also write the figures as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the databases, to time again with --compute")  # fmt: skip
     p.add_argument("--compute", nargs=4, metavar=("URL", "START", "END", "OUT"),
-                   help=argparse.SUPPRESS)  # fmt: skip
+                   help="only the timed part, on a kept database")  # fmt: skip
     args = p.parse_args(argv)
     if args.compute:
         compute(*args.compute)
         return []
     stores = ["sqlite", "postgresql"] if args.store == "both" else [args.store]
-    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-        rows = [run_store(s, args, Path(tmp)) for s in stores]
+    if args.keep:
+        work = Path(args.work or tempfile.mkdtemp())
+        rows = [run_store(s, args, work) for s in stores]
+    else:
+        with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+            rows = [run_store(s, args, Path(tmp)) for s in stores]
     render(rows, argv)
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2))

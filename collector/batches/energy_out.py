@@ -1,6 +1,6 @@
 """What the energy API answers: a batch's (or a period's) figures per medium, with the meters'
 closures, as JSON models; and their conversion from the pure allocation's results
-(domain/energy.py). GET /api/v1/batches/{id}/energy, GET /api/v1/energy, the evidence bundle's
+(allocation/energy.py). GET /api/v1/batches/{id}/energy, GET /api/v1/energy, the evidence bundle's
 computation.json and the PACT source all read these."""
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Energy per batch for footprint engines: the adapter between the stores and `allocate()`.
 
 Gathers the batches of the accounting period, the topology version, each meter's usable counter
-readings and counter events (storage/counter_readings.py) and what the registry says about its
-uncertainty (batch_metrology.py), runs the pure allocation (domain/energy.py) once for the
+readings and counter events (ledger/counter_readings.py) and what the registry says about its
+uncertainty (batches/metrology.py), runs the pure allocation (allocation/energy.py) once for the
 period and returns every batch's figures (`period_energy`) or one batch's with the closure of
 every meter that contributed (`energy`): both read the same `PeriodEnergy`.
 
 The figures' JSON models are in energy_out.py, the choice of the period in
-accounting_period.py.
+period.py.
 """
 
 from __future__ import annotations

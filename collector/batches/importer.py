@@ -1,6 +1,6 @@
 """`metertrace batches import FILE.csv`: check every row, report, then record all or nothing.
 
-The rows are checked first (batch_csv.py), with a progress line on stderr; any problem stops the
+The rows are checked first (csv_format.py), with a progress line on stderr; any problem stops the
 import before anything is written, unless --skip-bad-rows, which records the good rows and lists
 the skipped ones. The batches are then recorded in one transaction (collector/batches/store.py):
 the same batch again is a no-op, a changed one is refused unless --supersede.

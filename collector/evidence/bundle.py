@@ -25,16 +25,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
-
 from collector.batches.energy_out import BatchEnergyOut
 from collector.batches.energy_service import BatchEnergyService
 from collector.batches.store import BatchStore
 from collector.batches.topology_file import COUNTER_OF_MEDIUM
-from collector.db.schema import events, messages
 from collector.evidence.signature import MANIFEST, PUBLIC_KEY, SIGNATURE, sign_manifest
 from collector.factors.store import FactorStore
-from collector.ledger.counter_readings import CounterStore, usable_span
+from collector.ledger.counter_readings import CounterStore
 from collector.metrology.registry_store import RegistryStore
 from metertrace import __version__
 from metertrace.ed25519_pem import public_pem
@@ -82,14 +79,15 @@ def build_bundle(
     topology_version: int | None = None,
 ) -> bytes:
     """The zip, as bytes, its manifest signed by `signer` (the collector's key). Raises
-    batch_energy's NotFound/PeriodError/EnergyUnavailable."""
+    the energy service's NotFound/PeriodError/EnergyUnavailable."""
     # One snapshot for the computation and all it is bundled with: the stores' reads join it.
-    with batches.db.read() as conn:
-        energy = BatchEnergyService(batches, registry, CounterStore(batches.db)).energy(
+    counters = CounterStore(batches.db)
+    with batches.db.read():
+        energy = BatchEnergyService(batches, registry, counters).energy(
             batch_id, period_start=period_start, period_end=period_end, tz=tz,
             topology_version=topology_version,
         )  # fmt: skip
-        files = _files(conn, energy, batches, registry)
+        files = _files(counters, energy, batches, registry)
     files[PUBLIC_KEY] = signer.public_pem().encode()
     manifest = {
         "format": FORMAT,
@@ -109,7 +107,7 @@ def build_bundle(
 
 
 def _files(
-    conn: Connection, energy: BatchEnergyOut, batches: BatchStore, registry: RegistryStore
+    counters: CounterStore, energy: BatchEnergyOut, batches: BatchStore, registry: RegistryStore
 ) -> dict[str, bytes]:
     start, end = energy.period.start, energy.period.end
     topo = batches.topology(energy.topology_version)
@@ -153,28 +151,8 @@ def _files(
             qty = COUNTER_OF_MEDIUM[record.spec.medium]
         if qty is None:
             continue  # the computation would have refused such a meter
-        files[f"messages/{safe_name(m)}.jsonl"] = _lines(
-            _messages(conn, m, qty, start, end), f"messages of {m}"
-        )
-        stored = conn.scalars(
-            select(events.c.payload)
-            .where(events.c.device == m)
-            .order_by(events.c.gateway, events.c.id)
-        )
-        files[f"events/{safe_name(m)}.jsonl"] = _lines((bytes(p) for p in stored), f"events of {m}")
+        sent, raised = counters.evidence(m, qty, start, end)
+        files[f"messages/{safe_name(m)}.jsonl"] = _lines(sent, f"messages of {m}")
+        files[f"events/{safe_name(m)}.jsonl"] = _lines(raised, f"events of {m}")
     files["devices.json"] = _json(devices)
     return files
-
-
-def _messages(
-    conn: Connection, meter: str, qty: str, start: datetime, end: datetime
-) -> list[bytes]:
-    """The messages over the readings CounterStore.counter reads: [start, end] widened to the
-    nearest usable reading on each side."""
-    lo, hi = usable_span(conn, meter, qty, start, end)
-    payloads = conn.scalars(
-        select(messages.c.payload)
-        .where(messages.c.device == meter, messages.c.ts >= lo, messages.c.ts <= hi)
-        .order_by(messages.c.seq)
-    )
-    return [bytes(p) for p in payloads]

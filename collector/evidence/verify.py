@@ -287,7 +287,7 @@ def _recompute(
                 batch_id, period_start=parse_utc(period["start"]),
                 period_end=parse_utc(period["end"]),
             ).model_dump(mode="json")  # fmt: skip
-        # ValueError and LookupError include batch_energy's errors
+        # ValueError and LookupError include the energy service's errors
         except (ValueError, LookupError, SQLAlchemyError) as exc:
             report.fail("recomputation", "computation.json", "", f"failed: {exc}")
             return

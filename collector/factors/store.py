@@ -1,6 +1,6 @@
 """Storage of users' emission factor records, append-only.
 
-The built-in records (domain/factors.py) stay in code, always present as the first versions of
+The built-in records (factors/model.py) stay in code, always present as the first versions of
 their names. This table holds what users add: a new name from version 1, or the next version of
 a name (an override) naming the record it supersedes. Rows are never updated or deleted (the
 triggers refuse it); each says who stored it and when. Loading gives a FactorRegistry of the

@@ -1,11 +1,11 @@
 """Real footprints: one ProductFootprint per product and calendar month, from its batches.
 
-Each batch's gate-to-gate energy is the batch energy API's figure (batch_energy.py, its own
-accounting period: the calendar month(s) containing it); a batch counts in the month in which it
-ends. Each such period is allocated once per refresh for all of its batches (BatchEnergies), not
-once per batch. Per medium the batches' energy is summed, converted where the factor needs it
-(steam t -> GJ by enthalpy), times the configured emission factor record (domain/factors.py),
-and divided by the month's produced quantity.
+Each batch's gate-to-gate energy is the batch energy API's figure (batches/energy_service.py,
+its own accounting period: the calendar month(s) containing it); a batch counts in the month in
+which it ends. Each such period is allocated once per refresh for all of its batches
+(BatchEnergies), not once per batch. Per medium the batches' energy is summed, converted where
+the factor needs it (steam t -> GJ by enthalpy), times the configured emission factor record
+(factors/model.py), and divided by the month's produced quantity.
 A month is computed once it has ended and `settle_h` has passed; every change of its figures is
 published as a new version (published.py), never edited in place.
 """

@@ -24,7 +24,7 @@ from collector.allocation.counters import (
     quality_codes,
 )
 from collector.db.engine import Database
-from collector.db.schema import events, readings
+from collector.db.schema import events, messages, readings
 from collector.db.times import to_micros
 from collector.ledger import rollup_store
 from collector.ledger.rollups import assemble, plan, poll_interval_s
@@ -80,6 +80,23 @@ class CounterStore:
         """The poll interval, from the rollups (the same for the raw and the thinned counter)."""
         poll = poll_interval_s(rollup_store.load(conn, meter, qty, lo, hi))
         return poll if poll is not None and poll > 0 else _DEFAULT_POLL_S
+
+    def evidence(
+        self, meter: str, qty: str, start: datetime, end: datetime
+    ) -> tuple[list[bytes], list[bytes]]:
+        """What the counter over [start, end] rests on, as the gateways sent it: the messages
+        over the readings `counter()` reads ([start, end] widened to the nearest usable reading
+        on each side), in seq order, and every event of the meter."""
+        m, e = messages.c, events.c
+        with self.db.read() as conn:
+            lo, hi = usable_span(conn, meter, qty, start, end)
+            sent = conn.scalars(
+                select(m.payload).where(m.device == meter, m.ts >= lo, m.ts <= hi).order_by(m.seq)
+            ).all()
+            raised = conn.scalars(
+                select(e.payload).where(e.device == meter).order_by(e.gateway, e.id)
+            ).all()
+        return [bytes(p) for p in sent], [bytes(p) for p in raised]
 
     def counter_at(
         self, meter: str, qty: str, start: datetime, end: datetime, cuts: Sequence[datetime]
