@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint unit install clean
+.PHONY: demo test lint unit install clean bench-ingest bench-ledger
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ lint: $(VENV)/.installed
 ## make unit: the fast, pure tests only (no broker needed)
 unit: $(VENV)/.installed
 	$(BIN)/pytest -m unit
+
+## make bench-ingest: MQTT -> committed row on SQLite and PostgreSQL vs a plain subscriber
+bench-ingest: $(VENV)/.installed
+	@scripts/ensure-mosquitto
+	@scripts/ensure-postgres
+	$(BIN)/python -m benchmarks.bench_ingest
+
+## make bench-ledger: a year of 50 meters stored, every batch figure from the database (~1 h)
+bench-ledger: $(VENV)/.installed
+	@scripts/ensure-postgres
+	$(BIN)/python -m benchmarks.bench_ledger
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

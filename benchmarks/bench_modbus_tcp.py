@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -28,6 +26,7 @@ from metertrace.config import load_config
 from metertrace.keys import create_key
 from tests.conftest import start_broker
 
+from .machine import machine
 from .plant import Meter, gateway_config, layout, modbus_profile, simulators
 from .report import render
 from .request_count import count_requests
@@ -65,35 +64,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rss-interval", type=float, default=1.0, help="poll interval in the RSS run")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/modbus_tcp.json"))
     return p.parse_args(argv)
-
-
-def _commit() -> str:
-    """The code measured: HEAD, marked when the work tree differs from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], check=False).returncode != 0
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git work tree)"
-    return f"{head}+uncommitted changes" if dirty else head
-
-
-def machine() -> dict[str, Any]:
-    cpu = ""
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "commit": _commit(),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "pymodbus": pymodbus.__version__,
-    }
 
 
 def request_table(plant: dict[str, list[Meter]]) -> dict[str, Any]:
@@ -203,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": shlex.join(
             [os.path.relpath(sys.executable), "-m", "benchmarks.bench_modbus_tcp", *argv]
         ),
-        "machine": machine(),
+        "machine": machine(pymodbus=pymodbus.__version__),
         "setup": {
             "devices": args.devices,
             "gateways": len(plant),

@@ -10,12 +10,10 @@ append, and optionally MQTT publishing to a real broker until every PUBACK) but 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -27,15 +25,8 @@ from edge_agent.poller import DevicePoller
 from edge_agent.runner import Agent, build_pollers
 from edge_agent.transports.factory import TransportFactory
 
+from .machine import process_cpu_s
 from .plant import modbus_profile
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of another process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The Modbus TCP benchmark at a tiny size: it runs end to end and reports what it claims.
+"""The benchmarks at a tiny size: they run end to end and report what they claim.
 
 Structure and counts only, never timing: figures on a shared CI machine mean nothing.
 """
@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from benchmarks import bench_modbus_tcp
+from benchmarks import bench_ingest, bench_modbus_tcp
 from benchmarks.request_count import minimum_requests
 from device_profiles import find_profile
+from tests.databases import ENGINES, PG_ADMIN_URL
 
 DEVICES, CYCLES = 5, 2
 # unit ids 1..5 of the first gateway: SDM630, SDM630, gas converter, SDM630, steam vortex
@@ -54,6 +55,39 @@ def test_benchmark_runs_and_reports_every_figure(tmp_path, capsys):
     assert rss["min_cycles_per_device"] >= 1 and rss["messages"] >= DEVICES
     assert 0 < rss["idle_interpreter_mib"] < rss["idle_import_edge_agent_runner_mib"]
     assert rss["idle_interpreter_mib"] < rss["steady_mib"] <= rss["peak_mib"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("store", ENGINES)
+def test_ingest_benchmark_stores_every_reading_once(store, tmp_path, capsys):
+    # 5 devices x 20 messages x 10 readings, after 2 warm-up messages of 10 readings
+    out = tmp_path / "ingest.json"
+    result = bench_ingest.main(
+        [
+            *("--devices", "5", "--messages", "20", "--warmup", "2", "--repeat", "1"),
+            *("--store", store, "--pg-url", PG_ADMIN_URL, "--out", str(out)),
+        ]
+    )
+
+    assert json.loads(out.read_text()) == result
+    printed = capsys.readouterr().out
+    assert f"--store {store}" in result["command"] and "command: " in printed
+    r = result["stores"][store]
+    assert r["ok"], r.get("error")
+    assert result["setup"]["readings"] == r["readings"] == 1000
+    (one,) = r["rounds"]
+    assert one["stored"] == {
+        "readings": 1020,
+        "missing": 0,
+        "extra": 0,
+        "duplicated": 0,
+        "exactly_once": True,
+    }
+    assert one["health"] == {"messages": 102, "readings": 1020, "duplicates": 0, "quarantined": {}}
+    for figure in ("collector_readings_per_s", "subscriber_readings_per_s", "ratio"):
+        assert r[figure] > 0, figure
+    assert r["collector_cpu_us_per_reading"] > 0
+    assert (r["db_cpu_us_per_reading"] is None) == (store == "sqlite")
 
 
 @pytest.mark.unit
