@@ -140,4 +140,13 @@ def load_plant(
                 conn.execute(events.insert(), ev)
     if progress:
         sys.stderr.write("\n")
+    _analyse(db)
     return stored
+
+
+def _analyse(db: Database) -> None:
+    """Statistics and (PostgreSQL) the visibility map after the bulk load, as autovacuum keeps
+    them on a running collector: without them the planner does not know the new rows, and an
+    index-only scan still visits the table."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE" if db.dialect == "postgresql" else "ANALYZE")

@@ -16,9 +16,12 @@ Conventions:
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     Double,
     Index,
     Integer,
@@ -26,8 +29,14 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    and_,
+    literal_column,
+    or_,
 )
 from sqlalchemy.dialects import postgresql
+
+from collector.allocation.counters import UNUSABLE
+from metertrace.wire import Quality
 
 metadata = MetaData()
 
@@ -72,6 +81,20 @@ messages = Table(
     Column("payload", LargeBinary, nullable=False),
     Index("messages_by_time", "device", "ts"),
 )
+# The readings that measure a counter: good and counter_reset (the first reading at a confirmed
+# new level); comm_error/not_available carry no value, out_of_range is suspect.
+USABLE = tuple(q.value for q in Quality if q not in UNUSABLE)
+
+
+def _usable_value(r: Any) -> ColumnElement[bool]:
+    # SQL constants, not bound parameters: the partial index readings_usable serves a query
+    # only when the planner sees that the query's condition implies the index's, which neither
+    # SQLite nor a prepared PostgreSQL plan can for a parameter; OR of equalities, so that the
+    # query's text is the index's.
+    quality = or_(*(r.quality == literal_column(f"'{q}'") for q in USABLE))
+    return and_(quality, r.value.is_not(None))
+
+
 readings = Table(
     "readings",
     metadata,
@@ -89,6 +112,18 @@ readings = Table(
     Column("certificate_version", Integer),
     Column("cal_check", Text),
     Index("readings_by_time", "device", "quantity", "ts"),
+)
+USABLE_VALUE = _usable_value(readings.c)
+# The boundary probes and counter reads of the allocation (ledger/counter_readings.py) answered
+# from the index alone: only usable readings, with their value (revision 0003).
+Index(
+    "readings_usable",
+    readings.c.device,
+    readings.c.quantity,
+    readings.c.ts,
+    readings.c.value,
+    sqlite_where=USABLE_VALUE,
+    postgresql_where=USABLE_VALUE,
 )
 late_duplicates = Table(
     "late_duplicates",

@@ -14,7 +14,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, ColumnElement, Connection, column, func, or_, select, values
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Select,
+    bindparam,
+    column,
+    func,
+    select,
+    values,
+)
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from collector.allocation.consumption import GAP_FACTOR
 from collector.allocation.counters import (
@@ -27,7 +40,7 @@ from collector.db.engine import Database
 from collector.db.schema import events, messages, readings
 from collector.db.times import to_micros
 from collector.ledger import rollup_store
-from collector.ledger.rollups import assemble, plan, poll_interval_s
+from collector.ledger.rollups import Rollups, assemble, plan, poll_interval_s
 from collector.ledger.usable import usable
 from device_profiles.vocabulary import quantity as vocabulary_quantity
 from metertrace.wire import CounterEventBody
@@ -68,18 +81,12 @@ class CounterStore:
                 .order_by(r.ts, r.seq)
             ).all()
             found = self._events(conn, meter, qty, lo, hi)
-            poll = self._poll(conn, meter, qty, lo, hi)
+            poll = _poll(rollup_store.load(conn, meter, qty, lo, hi))
         us = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
         t = us / 1e6  # float64 resolves 0.25 µs at today's epoch
         v = np.array([row[1] for row in rows], dtype=np.float64)
         quality = quality_codes([row[2] for row in rows])
         return CounterReadings(meter, q.medium, q.unit, t, v, quality, poll, tuple(found))
-
-    @staticmethod
-    def _poll(conn: Connection, meter: str, qty: str, lo: int, hi: int) -> float:
-        """The poll interval, from the rollups (the same for the raw and the thinned counter)."""
-        poll = poll_interval_s(rollup_store.load(conn, meter, qty, lo, hi))
-        return poll if poll is not None and poll > 0 else _DEFAULT_POLL_S
 
     def evidence(
         self, meter: str, qty: str, start: datetime, end: datetime
@@ -109,7 +116,7 @@ class CounterStore:
             lo, hi = usable_span(conn, meter, qty, start, end)
             found = self._events(conn, meter, qty, lo, hi)
             rolls = rollup_store.load(conn, meter, qty, lo, hi)
-            poll = self._poll(conn, meter, qty, lo, hi)
+            poll = _poll(rolls)
             p = plan(rolls, lo, hi, [to_micros(e.ts) for e in found], GAP_FACTOR * poll * 1e6)
             raw_t, raw_v = self._ranges(conn, meter, qty, p.raw)
             inside = sorted({c for c in (to_micros(x) for x in cuts) if lo <= c <= hi})
@@ -126,18 +133,12 @@ class CounterStore:
         conn: Connection, meter: str, qty: str, ranges: list[tuple[int, int]]
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Every usable reading in the [from, to) ranges."""
-        r = readings.c
         ts: list[int] = []
         vs: list[float] = []
-        for i in range(0, len(ranges), _RANGES_PER_QUERY):
-            part = ranges[i : i + _RANGES_PER_QUERY]
-            rows = conn.execute(
-                select(r.ts, r.value)
-                .where(usable(meter, qty), or_(*(r.ts.between(a, b - 1) for a, b in part)))
-                .order_by(r.ts, r.seq)
-            ).all()
-            ts += [row[0] for row in rows]
-            vs += [row[1] for row in rows]
+        for a, b in ranges:
+            for row in conn.execute(_RANGE, {"meter": meter, "qty": qty, "a": a, "b": b}).all():
+                ts.append(row[0])
+                vs.append(row[1])
         return np.array(ts, dtype=np.int64), np.array(vs, dtype=np.float64)
 
     @staticmethod
@@ -147,33 +148,21 @@ class CounterStore:
         """The usable readings on either side of each cut: the last before it, the first at or
         after it and the first after it (a reading exactly at a cut counts on either side,
         whichever way float seconds round)."""
-        r = readings.c
         found: set[int] = set()
         for i in range(0, len(cuts), _CUTS_PER_QUERY):
-            # a CTE, not FROM (VALUES ...) AS t(c): SQLite knows only the CTE form
-            cut = (
-                values(column("c", BigInteger), name="cuts")
-                .data([(c,) for c in cuts[i : i + _CUTS_PER_QUERY]])
-                .cte("cuts")
-            )
-            near = (
-                _probe(meter, qty, r.ts < cut.c.c, desc=True),
-                _probe(meter, qty, r.ts >= cut.c.c, desc=False),
-                _probe(meter, qty, r.ts > cut.c.c, desc=False),
-            )
-            rows = conn.execute(select(*near).select_from(cut)).all()
+            chunk = cuts[i : i + _CUTS_PER_QUERY]
+            chunk += [chunk[-1]] * (_CUTS_PER_QUERY - len(chunk))  # one statement shape
+            params: dict[str, Any] = {f"c{k}": c for k, c in enumerate(chunk)}
+            rows = _run_compiled(conn, _NEAR, {"meter": meter, "qty": qty, **params}).all()
             found.update(int(x) for row in rows for x in row if x is not None)
         want = sorted(found)
         ts: list[int] = []
         vs: list[float] = []
         for i in range(0, len(want), _CUTS_PER_QUERY):
-            rows = conn.execute(
-                select(r.ts, r.value)
-                .where(usable(meter, qty), r.ts.in_(want[i : i + _CUTS_PER_QUERY]))
-                .order_by(r.ts, r.seq)
-            ).all()
-            ts += [row[0] for row in rows]
-            vs += [row[1] for row in rows]
+            part = want[i : i + _CUTS_PER_QUERY]
+            for row in conn.execute(_AT, {"meter": meter, "qty": qty, "ts": part}).all():
+                ts.append(row[0])
+                vs.append(row[1])
         return np.array(ts, dtype=np.int64), np.array(vs, dtype=np.float64)
 
     @staticmethod
@@ -199,8 +188,67 @@ class CounterStore:
         return out
 
 
-def _probe(meter: str, qty: str, cond: ColumnElement[bool], *, desc: bool) -> Any:
+def _poll(rollups: Rollups) -> float:
+    """The poll interval, from the rollups (the same for the raw and the thinned counter)."""
+    poll = poll_interval_s(rollups)
+    return poll if poll is not None and poll > 0 else _DEFAULT_POLL_S
+
+
+# The statements of the thinned read, built once with bound parameters: SQLAlchemy compiles
+# each shape once and caches it (building a VALUES list of 500 cuts afresh for every query cost
+# more than running it).
+_M: BindParameter[str] = bindparam("meter")
+_Q: BindParameter[str] = bindparam("qty")
+
+
+def _probe(cond: ColumnElement[bool], *, desc: bool) -> Any:
     """The time of the nearest usable reading meeting cond (correlated to the cut)."""
     r = readings.c
     order = r.ts.desc() if desc else r.ts.asc()
-    return select(r.ts).where(usable(meter, qty), cond).order_by(order).limit(1).scalar_subquery()
+    return select(r.ts).where(usable(_M, _Q), cond).order_by(order).limit(1).scalar_subquery()
+
+
+def _near_statement(n: int) -> Select[Any]:
+    # a CTE, not FROM (VALUES ...) AS t(c): SQLite knows only the CTE form
+    cut = (
+        values(column("c", BigInteger), name="cuts")
+        .data([(bindparam(f"c{k}", type_=BigInteger),) for k in range(n)])
+        .cte("cuts")
+    )
+    ts = readings.c.ts
+    return select(
+        _probe(ts < cut.c.c, desc=True),
+        _probe(ts >= cut.c.c, desc=False),
+        _probe(ts > cut.c.c, desc=False),
+    ).select_from(cut)
+
+
+_NEAR = _near_statement(_CUTS_PER_QUERY)
+_COMPILED: dict[tuple[int, str], SQLCompiler] = {}
+
+
+def _run_compiled(conn: Connection, stmt: Select[Any], params: dict[str, Any]) -> CursorResult[Any]:
+    """Run a statement compiled once per dialect. SQLAlchemy does not cache the compilation of
+    a VALUES list (its rows are part of the statement), and compiling 500 rows cost more than
+    running the query; compiled once with bound parameters, only the values change."""
+    key = (id(stmt), conn.dialect.name)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        made = stmt.compile(dialect=conn.dialect)
+        assert isinstance(made, SQLCompiler)
+        compiled = _COMPILED[key] = made
+    full = compiled.construct_params(params)
+    args: Any = tuple(full[k] for k in compiled.positiontup or ()) if compiled.positional else full
+    return conn.exec_driver_sql(str(compiled), args)
+
+
+_AT = (
+    select(readings.c.ts, readings.c.value)
+    .where(usable(_M, _Q), readings.c.ts.in_(bindparam("ts", expanding=True)))
+    .order_by(readings.c.ts, readings.c.seq)
+)
+_RANGE = (
+    select(readings.c.ts, readings.c.value)
+    .where(usable(_M, _Q), readings.c.ts >= bindparam("a"), readings.c.ts < bindparam("b"))
+    .order_by(readings.c.ts, readings.c.seq)
+)

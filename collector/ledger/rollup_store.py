@@ -20,7 +20,7 @@ from collector.db.engine import Database
 from collector.db.schema import counter_rollups as cr
 from collector.db.schema import readings
 from collector.db.times import from_micros
-from collector.ledger.rollups import BUCKET_US, Rollup, summarise
+from collector.ledger.rollups import BUCKET_US, Rollup, Rollups, summarise
 from collector.ledger.usable import USABLE, usable
 
 _COLS = ("bucket", "first_ts", "first_value", "last_ts", "last_value", "n", "max_dt", "min_dv")
@@ -90,7 +90,7 @@ def merge(
         conn.execute(_merge(db), rows)
 
 
-def load(conn: Connection, device: str, quantity: str, lo: int, hi: int) -> list[Rollup]:
+def load(conn: Connection, device: str, quantity: str, lo: int, hi: int) -> Rollups:
     """The rollups of buckets that overlap [lo, hi] (µs), in time order."""
     q = (
         select(*(cr.c[c] for c in (*_COLS, "dirty")))
@@ -98,11 +98,7 @@ def load(conn: Connection, device: str, quantity: str, lo: int, hi: int) -> list
         .where(cr.c.bucket > lo - BUCKET_US, cr.c.bucket <= hi)
         .order_by(cr.c.bucket)
     )
-    return [
-        Rollup(int(r[0]), int(r[1]), float(r[2]), int(r[3]), float(r[4]), int(r[5]), int(r[6]),
-               None if r[7] is None else float(r[7]), bool(r[8]))
-        for r in conn.execute(q)
-    ]  # fmt: skip
+    return Rollups.of(conn.execute(q).all())
 
 
 def series(db: Database) -> list[tuple[str, str]]:
@@ -187,7 +183,7 @@ def check(db: Database, progress: Callable[[int, int], None] | None = None) -> I
             yield f"{extra[0]} {extra[1]}: rollups for readings that do not exist"
         for i, (device, quantity) in enumerate(series):
             fresh = {r.bucket: r for r in _from_raw(conn, device, quantity)}
-            stored = {r.bucket: r for r in load(conn, device, quantity, -(2**62), 2**62)}
+            stored = {r.bucket: r for r in load(conn, device, quantity, -(2**62), 2**62).rows()}
             for b in sorted(set(fresh) | set(stored)):
                 f, s = fresh.get(b), stored.get(b)
                 where = f"{device} {quantity} bucket {from_micros(b).isoformat()}"

@@ -23,8 +23,9 @@ as such.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from itertools import pairwise
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -104,21 +105,63 @@ def summarise(ts_us: I64, values: F64) -> list[Rollup]:
     ]  # fmt: skip
 
 
-def poll_interval_s(rollups: list[Rollup]) -> float | None:
+@dataclass(frozen=True, slots=True)
+class Rollups:
+    """A meter's rollups in time order, as columns (a year is 35,040 buckets per meter: arrays,
+    not objects). min_dv is NaN where a bucket has one reading."""
+
+    bucket: I64
+    first_ts: I64
+    first_value: F64
+    last_ts: I64
+    last_value: F64
+    n: I64
+    max_dt: I64
+    min_dv: F64
+    dirty: NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, rows: Sequence[Rollup] | Sequence[Sequence[Any]]) -> Rollups:
+        """From Rollup objects or from rows (bucket, first_ts, ..., min_dv, dirty)."""
+        cols = list(zip(*(astuple(r) if isinstance(r, Rollup) else r for r in rows), strict=True))
+        if not cols:
+            cols = [()] * 9
+        i64, f64 = np.int64, np.float64
+        return cls(
+            np.array(cols[0], i64), np.array(cols[1], i64), np.array(cols[2], f64),
+            np.array(cols[3], i64), np.array(cols[4], f64), np.array(cols[5], i64),
+            np.array(cols[6], i64),
+            np.array([np.nan if x is None else x for x in cols[7]], f64),
+            np.array(cols[8], dtype=bool),
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return int(self.bucket.size)
+
+    def rows(self) -> list[Rollup]:
+        return [
+            Rollup(int(b), int(ft), float(fv), int(lt), float(lv), int(n), int(dt),
+                   None if dv != dv else float(dv), bool(d))
+            for b, ft, fv, lt, lv, n, dt, dv, d in zip(
+                self.bucket.tolist(), self.first_ts.tolist(), self.first_value.tolist(),
+                self.last_ts.tolist(), self.last_value.tolist(), self.n.tolist(),
+                self.max_dt.tolist(), self.min_dv.tolist(), self.dirty.tolist(), strict=True,
+            )
+        ]  # fmt: skip
+
+
+def poll_interval_s(r: Rollups) -> float | None:
     """The meter's poll interval in seconds: the median of each bucket's mean step and of the
     steps from one bucket's last reading to the next one's first (None: fewer than two
     readings). Computed from the rollups alone, for the raw and the thinned counter alike, so
     the collector and an offline verifier judge gaps by the same interval; a bucket's mean step
     is its median step when the meter polls regularly, and a failed read among ~90 lengthens it
     by about 1 %, which only moves the gap threshold (3 × the interval) by as much."""
-    steps = [(r.last_ts - r.first_ts) / (r.n - 1) for r in rollups if r.n >= 2]
-    steps += [b.first_ts - a.last_ts for a, b in pairwise(rollups)]
-    return float(np.median(steps)) / 1e6 if steps else None
-
-
-def clean(r: Rollup, gap_threshold_us: float) -> bool:
-    """A bucket whose inner steps may be thinned out."""
-    return not r.dirty and r.max_dt <= gap_threshold_us and (r.min_dv is None or r.min_dv >= 0.0)
+    several = r.n >= 2
+    inner = (r.last_ts[several] - r.first_ts[several]) / (r.n[several] - 1)
+    across = (r.first_ts[1:] - r.last_ts[:-1]).astype(np.float64)
+    steps = np.concatenate((inner, across))
+    return float(np.median(steps)) / 1e6 if steps.size else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,27 +169,34 @@ class Plan:
     """What to read for a counter over [lo, hi] (µs): raw ranges, and the clean buckets."""
 
     raw: list[tuple[int, int]]  # [from, to) ranges read in full, merged
-    clean: dict[int, Rollup]  # bucket -> rollup, thinned to first/last and cut neighbours
+    rollups: Rollups
+    clean: NDArray[np.bool_]  # per rollup: thinned to first/last and the cut neighbours
+
+    @property
+    def clean_buckets(self) -> list[int]:
+        return [int(b) for b in self.rollups.bucket[self.clean]]
 
 
 def plan(
-    rollups: list[Rollup], lo: int, hi: int, event_ts_us: list[int], gap_threshold_us: float
+    rollups: Rollups, lo: int, hi: int, event_ts_us: Sequence[int], gap_threshold_us: float
 ) -> Plan:
-    """Which buckets over [lo, hi] are read raw and which are thinned."""
-    evented = {bucket_of(t) for t in event_ts_us}
-    edges = {bucket_of(lo), bucket_of(hi)}  # partly outside the range: read what is inside
-    keep: dict[int, Rollup] = {}
+    """Which buckets over [lo, hi] are read raw and which are thinned. A clean bucket: not
+    merged out of order, no step longer than the gap threshold, none backward (NaN: one
+    reading), no counter event, not at the range's edges (partly outside it)."""
+    r = rollups
+    clean = ~r.dirty & (r.max_dt <= gap_threshold_us) & ~(r.min_dv < 0.0)
+    clean &= (r.bucket != bucket_of(lo)) & (r.bucket != bucket_of(hi))
+    if len(event_ts_us):
+        events = np.array(list(event_ts_us), dtype=np.int64)
+        clean &= ~np.isin(r.bucket, events - events % BUCKET_US)
     raw: list[tuple[int, int]] = []
-    for r in rollups:
-        if r.bucket in edges or r.bucket in evented or not clean(r, gap_threshold_us):
-            a, b = max(r.bucket, lo), min(r.bucket + BUCKET_US, hi + 1)
-            if raw and raw[-1][1] >= a:
-                raw[-1] = (raw[-1][0], max(raw[-1][1], b))
-            else:
-                raw.append((a, b))
+    for b in r.bucket[~clean].tolist():
+        a, e = max(b, lo), min(b + BUCKET_US, hi + 1)
+        if raw and raw[-1][1] >= a:
+            raw[-1] = (raw[-1][0], max(raw[-1][1], e))
         else:
-            keep[r.bucket] = r
-    return Plan(raw, keep)
+            raw.append((a, e))
+    return Plan(raw, r, clean)
 
 
 def assemble(
@@ -158,10 +208,9 @@ def assemble(
     instant stay two, so the allocation refuses them as it would from every reading); near_*:
     the readings on either side of each cut, from any bucket (a point already given is not
     repeated)."""
-    firsts_lasts = [(r.first_ts, r.first_value) for r in plan.clean.values()]
-    firsts_lasts += [(r.last_ts, r.last_value) for r in plan.clean.values()]
-    other_t = np.concatenate((near_ts, np.array([p[0] for p in firsts_lasts], dtype=np.int64)))
-    other_v = np.concatenate((near_v, np.array([p[1] for p in firsts_lasts], dtype=float)))
+    r, c = plan.rollups, plan.clean
+    other_t = np.concatenate((near_ts.astype(np.int64), r.first_ts[c], r.last_ts[c]))
+    other_v = np.concatenate((near_v, r.first_value[c], r.last_value[c]))
     other_t, idx = np.unique(other_t, return_index=True)
     other_v = other_v[idx]
     fresh = ~np.isin(other_t, raw_ts)
@@ -170,7 +219,7 @@ def assemble(
     order = np.argsort(t, kind="stable")
     t, v = t[order], v[order]
     b = t - t % BUCKET_US
-    in_clean = np.isin(b, np.fromiter(plan.clean, dtype=np.int64, count=len(plan.clean)))
+    in_clean = np.isin(b, r.bucket[c])
     cont = np.zeros(t.size, dtype=bool)
     cont[1:] = (b[1:] == b[:-1]) & in_clean[1:]
     return t, v, cont

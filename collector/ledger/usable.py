@@ -3,17 +3,18 @@ and the evidence bundle share."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement
+from typing import Any
 
-from collector.allocation.counters import UNUSABLE
-from collector.db.schema import readings
-from metertrace.wire import Quality
+from sqlalchemy import ColumnElement, and_
 
-# Good and counter_reset (the first reading at a confirmed new level). comm_error/not_available
-# carry no value, out_of_range is suspect.
-USABLE = tuple(q.value for q in Quality if q not in UNUSABLE)
+from collector.db.schema import USABLE, USABLE_VALUE, readings
 
 
-def usable(meter: str, qty: str) -> ColumnElement[bool]:
+def usable(meter: Any, qty: Any) -> ColumnElement[bool]:
+    """The readings of a meter's counter that carry its value (meter, qty: values or bound
+    parameters)."""
     r = readings.c
-    return (r.device == meter) & (r.quantity == qty) & r.quality.in_(USABLE) & r.value.is_not(None)
+    return and_(r.device == meter, r.quantity == qty, USABLE_VALUE)
+
+
+__all__ = ["USABLE", "usable"]

@@ -16,6 +16,7 @@ from collector.allocation.counters import CounterEvent, CounterReadings, EventKi
 from collector.ledger.rollups import (
     BUCKET_US,
     Rollup,
+    Rollups,
     assemble,
     plan,
     poll_interval_s,
@@ -36,7 +37,7 @@ def neighbours(t: np.ndarray, cuts: np.ndarray) -> np.ndarray:
 
 
 def thinned(t: np.ndarray, v: np.ndarray, cuts_us: np.ndarray, events: list[int]):
-    rollups = summarise(t, v)
+    rollups = Rollups.of(summarise(t, v))
     poll = poll_interval_s(rollups)
     assert poll is not None
     p = plan(rollups, int(t[0]), int(t[-1]), events, GAP_FACTOR * poll * 1e6)
@@ -125,9 +126,9 @@ def test_summarise_states_steps_and_refuses_to_thin_a_zero_step():
 
 def test_a_merged_out_of_order_bucket_is_read_raw():
     r = Rollup(0, 0, 1.0, 100, 2.0, 5, 10, 0.1, dirty=True)
-    p = plan([r, Rollup(BUCKET_US, BUCKET_US, 3.0, BUCKET_US + 9, 3.5, 2, 9, 0.5)],
+    p = plan(Rollups.of([r, Rollup(BUCKET_US, BUCKET_US, 3.0, BUCKET_US + 9, 3.5, 2, 9, 0.5)]),
              -BUCKET_US, 3 * BUCKET_US, [], 1e9)  # fmt: skip
-    assert p.raw == [(0, BUCKET_US)] and list(p.clean) == [BUCKET_US]
+    assert p.raw == [(0, BUCKET_US)] and p.clean_buckets == [BUCKET_US]
 
 
 @settings(max_examples=100, deadline=None)

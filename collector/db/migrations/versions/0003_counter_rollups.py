@@ -1,4 +1,5 @@
-"""Counter rollups: a meter's usable readings per 15 minutes, filled from the raw readings.
+"""Counter rollups: a meter's usable readings per 15 minutes, filled from the raw readings;
+a partial index of the usable readings with their value (readings_usable).
 
 The table is derived (collector/ledger/rollups.py explains it) and kept in step with ingest from
 this revision on; the upgrade builds it from every stored reading, one meter and quantity at a
@@ -40,6 +41,13 @@ def upgrade() -> None:
         sa.Column("dirty", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("device", "quantity", "bucket"),
     )
+    # The usable readings with their value, for the allocation's boundary probes (index only);
+    # the condition as collector/db/schema.py writes it, frozen here.
+    usable = sa.text("(quality = 'good' OR quality = 'counter_reset') AND value IS NOT NULL")
+    op.create_index(
+        "readings_usable", "readings", ["device", "quantity", "ts", "value"],
+        sqlite_where=usable, postgresql_where=usable,
+    )  # fmt: skip
     # Filled with the same code a rebuild runs, on this migration's connection.
     from collector.ledger.rollup_store import rebuild_on
 
@@ -47,4 +55,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("readings_usable", "readings")
     op.drop_table("counter_rollups")
