@@ -123,16 +123,22 @@ class Rollups:
     @classmethod
     def of(cls, rows: Sequence[Rollup] | Sequence[Sequence[Any]]) -> Rollups:
         """From Rollup objects or from rows (bucket, first_ts, ..., min_dv, dirty)."""
-        cols = list(zip(*(astuple(r) if isinstance(r, Rollup) else r for r in rows), strict=True))
-        if not cols:
-            cols = [()] * 9
-        i64, f64 = np.int64, np.float64
+        if not rows:
+            return cls.from_matrix(np.zeros((0, 9)))
+        tuples = [astuple(r) if isinstance(r, Rollup) else tuple(r) for r in rows]
+        return cls.from_matrix(
+            np.array([[np.nan if x is None else x for x in r] for r in tuples], np.float64)
+        )
+
+    @classmethod
+    def from_matrix(cls, m: F64) -> Rollups:
+        """From an (n, 9) float array of the columns in order, min_dv NaN for none (times in
+        µs stay exact as float64 up to 2⁵³ µs, the year 2255)."""
+        i64 = np.int64
         return cls(
-            np.array(cols[0], i64), np.array(cols[1], i64), np.array(cols[2], f64),
-            np.array(cols[3], i64), np.array(cols[4], f64), np.array(cols[5], i64),
-            np.array(cols[6], i64),
-            np.array([np.nan if x is None else x for x in cols[7]], f64),
-            np.array(cols[8], dtype=bool),
+            m[:, 0].astype(i64), m[:, 1].astype(i64), m[:, 2].copy(), m[:, 3].astype(i64),
+            m[:, 4].copy(), m[:, 5].astype(i64), m[:, 6].astype(i64), m[:, 7].copy(),
+            m[:, 8] != 0,
         )  # fmt: skip
 
     def __len__(self) -> int:
