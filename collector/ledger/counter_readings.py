@@ -145,9 +145,10 @@ class CounterStore:
     def _neighbours(
         conn: Connection, meter: str, qty: str, cuts: list[int]
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """The usable readings on either side of each cut: the last before it, the first at or
-        after it and the first after it (a reading exactly at a cut counts on either side,
-        whichever way float seconds round)."""
+        """The usable readings on either side of each cut, as CounterSeries.at takes them: the
+        last at or before it and the first after it. (A reading exactly at a cut is "at or
+        before" in both: its µs equal the cut's, and µs / 1e6 is the float datetime.timestamp()
+        gives, so the allocation's float comparison agrees.)"""
         found: set[int] = set()
         for i in range(0, len(cuts), _CUTS_PER_QUERY):
             chunk = cuts[i : i + _CUTS_PER_QUERY]
@@ -217,8 +218,7 @@ def _near_statement(n: int) -> Select[Any]:
     )
     ts = readings.c.ts
     return select(
-        _probe(ts < cut.c.c, desc=True),
-        _probe(ts >= cut.c.c, desc=False),
+        _probe(ts <= cut.c.c, desc=True),
         _probe(ts > cut.c.c, desc=False),
     ).select_from(cut)
 
