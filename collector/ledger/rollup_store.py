@@ -98,8 +98,9 @@ def load(conn: Connection, device: str, quantity: str, lo: int, hi: int) -> Roll
         .where(cr.c.bucket > lo - BUCKET_US, cr.c.bucket <= hi)
         .order_by(cr.c.bucket)
     )
-    rows = conn.execute(q).all()
-    # one C loop into a float matrix (a year is 35,040 rows a meter); NULL min_dv becomes NaN
+    # plain tuples, then one C loop into a float matrix (a year is 35,040 rows a meter; numpy
+    # reads SQLAlchemy's Row objects one item at a time, 8x slower); NULL min_dv becomes NaN
+    rows = [tuple(r) for r in conn.execute(q)]
     m = np.array(rows, dtype=np.float64) if rows else np.zeros((0, 9))
     return Rollups.from_matrix(m)
 
