@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import psycopg
 from sqlalchemy.engine import make_url
 
+from tests.databases import pg_connect
+
 from .machine import process_cpu_s
 
 STORES = ("sqlite", "postgresql")
@@ -100,21 +102,12 @@ class SqliteTarget:
 
 
 def _connect(url: str, store: str) -> psycopg.Connection[tuple[Any, ...]]:
-    u = make_url(url)
     try:
-        return psycopg.connect(
-            host=u.host or "127.0.0.1",
-            port=u.port or 5432,
-            user=u.username or "postgres",
-            password=u.password,
-            dbname=u.database or "postgres",
-            autocommit=True,
-            connect_timeout=5,
-        )
+        return pg_connect(url)
     except psycopg.OperationalError as exc:
         raise StoreUnavailable(
             store,
-            f"PostgreSQL not reachable at {u.render_as_string(hide_password=True)} "
+            f"PostgreSQL not reachable at {make_url(url).render_as_string(hide_password=True)} "
             f"({str(exc).strip()}); start the server or pass --pg-url",
         ) from exc
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -30,18 +31,24 @@ PG_HINT = (
 )
 
 
-def _admin() -> psycopg.Connection[tuple[object, ...]]:
-    u = make_url(PG_ADMIN_URL)
+def pg_connect(url: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """An autocommit psycopg connection to a SQLAlchemy-style PostgreSQL URL (raises
+    psycopg.OperationalError when the server does not answer within 5 s)."""
+    u = make_url(url)
+    return psycopg.connect(
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        user=u.username or "postgres",
+        password=u.password,
+        dbname=u.database or "postgres",
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+def _admin() -> psycopg.Connection[tuple[Any, ...]]:
     try:
-        return psycopg.connect(
-            host=u.host or "127.0.0.1",
-            port=u.port or 5432,
-            user=u.username or "postgres",
-            password=u.password,
-            dbname=u.database or "postgres",
-            autocommit=True,
-            connect_timeout=5,
-        )
+        return pg_connect(PG_ADMIN_URL)
     except psycopg.OperationalError as exc:
         pytest.fail(PG_HINT.format(url=PG_ADMIN_URL, error=str(exc).strip()), pytrace=False)
 
